@@ -1,0 +1,467 @@
+//! The console client's language: slash commands in, one line of text per event out, and
+//! the little state they need (the current room or conversation, cursors for resuming).
+//! Shared by the plain (scripted) mode and the full-screen interface.
+
+use std::collections::{BTreeMap, HashMap};
+
+use switchboard_proto::server::PresenceEvent;
+use switchboard_proto::{ChatMessage, ClientMsg, ServerMsg};
+
+/// The help text of `/help`.
+pub const HELP: &str = "commands:
+  /join ROOM            join (or create) a room and make it current
+  /leave [ROOM]         leave a room (the current one by default)
+  /msg NAME [TEXT]      talk to NAME privately (and make the conversation current)
+  /who [ROOM]           who is online (in ROOM)
+  /whois NAME           is NAME online, registered, and in which rooms
+  /rooms                list rooms with member counts and topics
+  /topic [TEXT]         show or set the current room's topic
+  /history [N]          show N older messages of the current room or conversation
+  /quit                 leave
+  /help                 this text
+  anything else is sent to the current room or conversation";
+
+/// A room or a conversation, as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Conv {
+    Room(String),
+    Dm(String),
+}
+
+impl Conv {
+    /// `#room` or `@name`.
+    pub fn label(&self) -> String {
+        match self {
+            Conv::Room(r) => format!("#{r}"),
+            Conv::Dm(n) => format!("@{n}"),
+        }
+    }
+}
+
+/// What the front end should do after a line of input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send this to the node.
+    Send(ClientMsg),
+    /// Show these lines, send nothing.
+    Print(Vec<String>),
+    /// Say goodbye and exit.
+    Quit,
+}
+
+/// A conversation's state in the console.
+#[derive(Debug, Clone, Default)]
+pub struct ConvState {
+    /// Highest sequence number seen, the cursor to resume from.
+    pub last_seq: u64,
+    /// Lowest sequence number shown, where `/history` pages back from.
+    pub oldest_seq: Option<u64>,
+    /// Messages not yet looked at (for the full-screen sidebar).
+    pub unread: u32,
+    /// Room members (rooms only).
+    pub members: Vec<String>,
+    pub topic: Option<String>,
+}
+
+/// The console's state.
+#[derive(Debug, Default)]
+pub struct Console {
+    pub me: String,
+    pub current: Option<Conv>,
+    pub convs: BTreeMap<Conv, ConvState>,
+    /// Rooms joined, to rejoin after a reconnect.
+    pub joined: Vec<String>,
+    /// Requests sent whose reply has not come yet, by ref.
+    pub outstanding: HashMap<String, ()>,
+    next_ref: u64,
+}
+
+impl Console {
+    pub fn new() -> Console {
+        Console::default()
+    }
+
+    fn reff(&mut self) -> Option<String> {
+        self.next_ref += 1;
+        let r = format!("c{}", self.next_ref);
+        self.outstanding.insert(r.clone(), ());
+        Some(r)
+    }
+
+    /// Turns one line of input into an action.
+    pub fn input(&mut self, line: &str) -> Action {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.trim().is_empty() {
+            return Action::Print(Vec::new());
+        }
+        let Some(cmdline) = line.strip_prefix('/') else {
+            return self.say(line.to_string());
+        };
+        let (cmd, rest) = cmdline.split_once(' ').unwrap_or((cmdline, ""));
+        let rest = rest.trim();
+        let arg = (!rest.is_empty()).then(|| rest.to_string());
+        let usage = |u: &str| Action::Print(vec![format!("! usage: {u}")]);
+        match cmd {
+            "join" | "j" => match arg {
+                Some(room) => {
+                    let room = room.trim_start_matches('#').to_string();
+                    Action::Send(ClientMsg::Join {
+                        room,
+                        reff: self.reff(),
+                    })
+                }
+                None => usage("/join ROOM"),
+            },
+            "leave" | "part" => {
+                let room =
+                    arg.map(|r| r.trim_start_matches('#').to_string())
+                        .or_else(|| match &self.current {
+                            Some(Conv::Room(r)) => Some(r.clone()),
+                            _ => None,
+                        });
+                match room {
+                    Some(room) => Action::Send(ClientMsg::Leave {
+                        room,
+                        reff: self.reff(),
+                    }),
+                    None => usage("/leave ROOM"),
+                }
+            }
+            "msg" | "query" | "m" => {
+                let Some(arg) = arg else {
+                    return usage("/msg NAME [TEXT]");
+                };
+                let (name, text) = arg.split_once(' ').unwrap_or((&arg, ""));
+                let name = name.trim_start_matches('@').to_string();
+                let conv = Conv::Dm(name.clone());
+                self.convs.entry(conv.clone()).or_default();
+                self.current = Some(conv);
+                if text.trim().is_empty() {
+                    return Action::Print(vec![format!("* now talking to {name}")]);
+                }
+                Action::Send(ClientMsg::Send {
+                    room: None,
+                    to: Some(name),
+                    text: text.to_string(),
+                    reff: self.reff(),
+                })
+            }
+            "who" => Action::Send(ClientMsg::Who {
+                room: arg.map(|r| r.trim_start_matches('#').to_string()),
+                reff: self.reff(),
+            }),
+            "whois" => match arg {
+                Some(name) => Action::Send(ClientMsg::Whois {
+                    name,
+                    reff: self.reff(),
+                }),
+                None => usage("/whois NAME"),
+            },
+            "rooms" | "list" => Action::Send(ClientMsg::Rooms { reff: self.reff() }),
+            "topic" => match &self.current {
+                Some(Conv::Room(r)) => Action::Send(ClientMsg::Topic {
+                    room: r.clone(),
+                    topic: arg,
+                    reff: self.reff(),
+                }),
+                _ => Action::Print(vec!["! /topic works in a room: /join one first".into()]),
+            },
+            "history" | "h" => {
+                let limit = match arg.map(|a| a.parse::<u32>()) {
+                    None => 20,
+                    Some(Ok(n)) if n > 0 => n,
+                    Some(_) => return usage("/history [N]"),
+                };
+                let Some(conv) = self.current.clone() else {
+                    return Action::Print(vec!["! no current room or conversation".into()]);
+                };
+                let before = self.convs.get(&conv).and_then(|c| c.oldest_seq);
+                let (room, with) = match conv {
+                    Conv::Room(r) => (Some(r), None),
+                    Conv::Dm(n) => (None, Some(n)),
+                };
+                Action::Send(ClientMsg::History {
+                    room,
+                    with,
+                    before,
+                    after: None,
+                    limit: Some(limit),
+                    reff: self.reff(),
+                })
+            }
+            "quit" | "exit" | "q" => Action::Quit,
+            "help" | "?" => Action::Print(HELP.lines().map(str::to_string).collect()),
+            other => Action::Print(vec![format!(
+                "! unknown command /{other}; /help lists them"
+            )]),
+        }
+    }
+
+    fn say(&mut self, text: String) -> Action {
+        let (room, to) = match &self.current {
+            Some(Conv::Room(r)) => (Some(r.clone()), None),
+            Some(Conv::Dm(n)) => (None, Some(n.clone())),
+            None => {
+                return Action::Print(vec![
+                    "! no current room or conversation: /join a room or /msg someone".into(),
+                ])
+            }
+        };
+        Action::Send(ClientMsg::Send {
+            room,
+            to,
+            text,
+            reff: self.reff(),
+        })
+    }
+
+    /// The conversation a message belongs to, from this user's point of view.
+    pub fn conv_of(&self, m: &ChatMessage) -> Conv {
+        match (&m.room, &m.to) {
+            (Some(r), _) => Conv::Room(r.clone()),
+            (None, Some(to)) if !to.eq_ignore_ascii_case(&self.me) => Conv::Dm(to.clone()),
+            _ => Conv::Dm(m.from.clone()),
+        }
+    }
+
+    /// The line showing a message.
+    pub fn message_line(&self, m: &ChatMessage) -> String {
+        format!("[{}] {}: {}", self.conv_of(m).label(), m.from, m.text)
+    }
+
+    /// Records a message as seen; false when it was seen already (a duplicate).
+    pub fn see(&mut self, m: &ChatMessage) -> bool {
+        let conv = self.conv_of(m);
+        let current = self.current.as_ref() == Some(&conv);
+        let st = self.convs.entry(conv).or_default();
+        if m.seq <= st.last_seq && st.oldest_seq.is_some_and(|o| m.seq >= o) {
+            return false;
+        }
+        st.last_seq = st.last_seq.max(m.seq);
+        st.oldest_seq = Some(st.oldest_seq.map_or(m.seq, |o| o.min(m.seq)));
+        if !current {
+            st.unread += 1;
+        }
+        true
+    }
+
+    /// Updates the state for one event and returns the lines that show it.
+    pub fn event(&mut self, msg: &ServerMsg) -> Vec<String> {
+        if let Some(r) = crate::reply_ref(msg) {
+            self.outstanding.remove(r);
+        }
+        match msg {
+            ServerMsg::Welcome {
+                node,
+                name,
+                registered,
+                ..
+            } => {
+                self.me = name.clone();
+                let kind = if *registered { "registered" } else { "guest" };
+                vec![format!(
+                    "* connected to node {node} as {name} ({kind}); /help lists commands"
+                )]
+            }
+            ServerMsg::Message(m) => {
+                if self.see(m) {
+                    vec![self.message_line(m)]
+                } else {
+                    Vec::new()
+                }
+            }
+            ServerMsg::Ack {
+                queued: true,
+                stream,
+                ..
+            } => {
+                let who = stream.rsplit(':').next().unwrap_or(stream);
+                vec![format!(
+                    "* the recipient ({who}) is offline; your message is queued for delivery"
+                )]
+            }
+            ServerMsg::Ack { .. } | ServerMsg::Pong { .. } => Vec::new(),
+            ServerMsg::Joined {
+                room,
+                seq,
+                topic,
+                members,
+                ..
+            } => {
+                let conv = Conv::Room(room.clone());
+                let st = self.convs.entry(conv.clone()).or_default();
+                st.last_seq = st.last_seq.max(*seq);
+                st.members = members.clone();
+                st.topic = topic.clone();
+                if st.oldest_seq.is_none() {
+                    st.oldest_seq = Some(seq + 1);
+                }
+                self.current = Some(conv);
+                if !self.joined.iter().any(|r| r.eq_ignore_ascii_case(room)) {
+                    self.joined.push(room.clone());
+                }
+                let mut line = format!(
+                    "* joined #{room} ({} here: {})",
+                    members.len(),
+                    members.join(", ")
+                );
+                if let Some(t) = topic {
+                    line.push_str(&format!("; topic: {t}"));
+                }
+                vec![line]
+            }
+            ServerMsg::Left { room, .. } => {
+                let conv = Conv::Room(room.clone());
+                self.convs.remove(&conv);
+                self.joined.retain(|r| !r.eq_ignore_ascii_case(room));
+                if self.current.as_ref() == Some(&conv) {
+                    self.current = self.convs.keys().next().cloned();
+                }
+                vec![format!("* left #{room}")]
+            }
+            ServerMsg::Presence { room, name, event } => {
+                let st = self.convs.entry(Conv::Room(room.clone())).or_default();
+                let verb = match event {
+                    PresenceEvent::Join => {
+                        if !st.members.contains(name) {
+                            st.members.push(name.clone());
+                            st.members.sort();
+                        }
+                        "joined"
+                    }
+                    PresenceEvent::Leave => {
+                        st.members.retain(|m| m != name);
+                        "left"
+                    }
+                };
+                vec![format!("* {name} {verb} #{room}")]
+            }
+            ServerMsg::History {
+                messages,
+                more,
+                stream,
+                ..
+            } => {
+                let mut lines = vec![format!(
+                    "* history of {stream}: {} message(s){}",
+                    messages.len(),
+                    if *more {
+                        "; /history for older ones"
+                    } else {
+                        ""
+                    }
+                )];
+                for m in messages {
+                    let conv = self.conv_of(m);
+                    let st = self.convs.entry(conv).or_default();
+                    st.oldest_seq = Some(st.oldest_seq.map_or(m.seq, |o| o.min(m.seq)));
+                    st.last_seq = st.last_seq.max(m.seq);
+                    lines.push(self.message_line(m));
+                }
+                lines
+            }
+            ServerMsg::Rooms { rooms, .. } => {
+                if rooms.is_empty() {
+                    return vec!["* no rooms yet: /join one to create it".into()];
+                }
+                let mut lines = vec![format!("* {} room(s):", rooms.len())];
+                for r in rooms {
+                    let topic = r
+                        .topic
+                        .as_deref()
+                        .map(|t| format!(" - {t}"))
+                        .unwrap_or_default();
+                    lines.push(format!("*   #{} ({} online){topic}", r.room, r.members));
+                }
+                lines
+            }
+            ServerMsg::Topic {
+                room, topic, by, ..
+            } => {
+                if let Some(st) = self.convs.get_mut(&Conv::Room(room.clone())) {
+                    st.topic = topic.clone();
+                }
+                let t = topic.as_deref().unwrap_or("(none)");
+                match by {
+                    Some(by) => vec![format!("* {by} set the topic of #{room}: {t}")],
+                    None => vec![format!("* topic of #{room}: {t}")],
+                }
+            }
+            ServerMsg::Who { room, users, .. } => {
+                let place = room
+                    .as_ref()
+                    .map(|r| format!(" in #{r}"))
+                    .unwrap_or_default();
+                vec![format!(
+                    "* online{place} ({}): {}",
+                    users.len(),
+                    users.join(", ")
+                )]
+            }
+            ServerMsg::Whois {
+                name,
+                online,
+                registered,
+                rooms,
+                ..
+            } => {
+                let state = if *online { "online" } else { "offline" };
+                let kind = if *registered { "registered" } else { "guest" };
+                let mut line = format!("* {name} is {state} ({kind})");
+                if !rooms.is_empty() {
+                    let rooms: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
+                    line.push_str(&format!(" in {}", rooms.join(", ")));
+                }
+                vec![line]
+            }
+            ServerMsg::Error { code, message, .. } => vec![format!("! {code}: {message}")],
+            ServerMsg::Shutdown { reason } => {
+                vec![format!("* the server is shutting down: {reason}")]
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands() {
+        let mut c = Console::new();
+        assert!(matches!(c.input("hello"), Action::Print(l) if l[0].starts_with("! no current")));
+        assert!(
+            matches!(c.input("/join #general"), Action::Send(ClientMsg::Join { room, .. }) if room == "general")
+        );
+        assert!(matches!(c.input("/msg bob hi there"),
+            Action::Send(ClientMsg::Send { to: Some(t), text, .. }) if t == "bob" && text == "hi there"));
+        assert!(
+            matches!(c.input("again"), Action::Send(ClientMsg::Send { to: Some(t), .. }) if t == "bob")
+        );
+        assert_eq!(c.input("/quit"), Action::Quit);
+        assert!(matches!(c.input("/bogus"), Action::Print(l) if l[0].contains("unknown command")));
+        assert!(matches!(c.input("/history x"), Action::Print(l) if l[0].contains("usage")));
+    }
+
+    #[test]
+    fn dm_lines_name_the_other_party() {
+        let mut c = Console::new();
+        c.me = "bob".into();
+        let m = ChatMessage {
+            id: "n-1".into(),
+            stream: "@alice:bob".into(),
+            seq: 1,
+            from: "alice".into(),
+            room: None,
+            to: Some("bob".into()),
+            text: "hi".into(),
+            ts: 0,
+        };
+        assert_eq!(
+            c.event(&ServerMsg::Message(m.clone())),
+            vec!["[@alice] alice: hi"]
+        );
+        // The same message again (e.g. after a resume) is not shown twice.
+        assert!(c.event(&ServerMsg::Message(m)).is_empty());
+    }
+}

@@ -1,0 +1,126 @@
+//! Durability: when the store reports ops on disk, release what waited on them.
+
+use std::sync::Arc;
+
+use crate::core::Pending;
+use crate::{Core, Effect, InboxEntry, OpBody, SessionId};
+
+impl Core {
+    /// The store made every op up to `oseq` durable (ops are committed in the order they
+    /// were emitted). Deliveries and acknowledgements waiting on them go out now, to the
+    /// members as they are now: someone who joined after the message was accepted but
+    /// before it was durable gets it live, since their `joined.seq` did not cover it.
+    pub fn committed(&mut self, oseq: u64, out: &mut Vec<Effect>) {
+        while self.pending.front().is_some_and(|(o, _)| *o <= oseq) {
+            let (_, pending) = self.pending.pop_front().expect("checked");
+            self.release(pending, out);
+        }
+    }
+
+    fn release(&mut self, pending: Pending, out: &mut Vec<Effect>) {
+        match pending {
+            Pending::Nothing => {}
+            Pending::RoomMessage {
+                room,
+                seq,
+                frame,
+                ack,
+            } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.durable_seq = seq;
+                    if !r.members.is_empty() {
+                        out.push(Effect::Fanout {
+                            to: r.member_slice(),
+                            frame,
+                        });
+                    }
+                }
+                self.ack(ack, out);
+            }
+            Pending::DirectMessage {
+                stream,
+                seq,
+                frame,
+                ack,
+                users,
+                queued_for,
+            } => {
+                if let Some(dm) = self.dms.get_mut(&stream) {
+                    dm.durable_seq = seq;
+                }
+                let mut to: Vec<SessionId> = Vec::new();
+                for key in users.iter() {
+                    if let Some(u) = self.users.get(key) {
+                        to.extend(u.sessions.iter().filter(|s| self.is_ready(**s)));
+                    }
+                }
+                to.sort_unstable();
+                to.dedup();
+                if let Some(user) = queued_for {
+                    self.settle_inbox(&user, &stream, seq);
+                }
+                if !to.is_empty() {
+                    out.push(Effect::Fanout {
+                        to: Arc::from(to),
+                        frame,
+                    });
+                }
+                self.ack(ack, out);
+            }
+            Pending::Topic { room, frame } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    if !r.members.is_empty() {
+                        out.push(Effect::Fanout {
+                            to: r.member_slice(),
+                            frame,
+                        });
+                    }
+                }
+            }
+            Pending::Welcome { session } => self.welcome(session, out),
+        }
+    }
+
+    /// A queued direct message is durable: if its recipient came online meanwhile it is
+    /// being delivered live, so it leaves the inbox; otherwise it waits there, now durable.
+    fn settle_inbox(&mut self, user: &str, stream: &str, seq: u64) {
+        let online = self.users.contains_key(user);
+        let Some(queue) = self.inbox.get_mut(user) else {
+            return;
+        };
+        let Some(pos) = queue
+            .iter()
+            .position(|q| q.stream == stream && q.seq == seq)
+        else {
+            return;
+        };
+        if online {
+            queue.remove(pos);
+            if queue.is_empty() {
+                self.inbox.remove(user);
+            }
+            let body = OpBody::InboxDelivered {
+                user: user.to_string(),
+                entries: vec![InboxEntry {
+                    stream: stream.to_string(),
+                    seq,
+                }],
+            };
+            self.persist(body, Pending::Nothing);
+        } else {
+            queue[pos].durable = true;
+        }
+    }
+
+    fn ack(&self, ack: Option<(SessionId, bytes::Bytes)>, out: &mut Vec<Effect>) {
+        if let Some((session, frame)) = ack {
+            if self.sessions.contains_key(&session) {
+                out.push(Effect::Send { to: session, frame });
+            }
+        }
+    }
+
+    fn is_ready(&self, session: SessionId) -> bool {
+        self.sessions.get(&session).is_some_and(|s| s.ready)
+    }
+}

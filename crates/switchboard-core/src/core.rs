@@ -1,0 +1,430 @@
+//! The [`Core`] state machine: its state, its configuration, and the dispatch of commands.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use switchboard_proto::server::{DmInfo, Limits};
+use switchboard_proto::{
+    encode_server, ChatMessage, ClientMsg, ErrorCode, Millis, ProtoError, ServerMsg,
+};
+
+use crate::{Effect, Op, OpBody, OpMeta};
+
+/// Most ops that may wait for the disk at once; past it, messages are refused with `busy`
+/// until the writer catches up, so memory stays bounded when the disk is slow.
+pub const MAX_PENDING: usize = 100_000;
+
+/// A connection's session, numbered by the server.
+pub type SessionId = u64;
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's name: the origin of its ops and the prefix of its message ids.
+    pub node: String,
+    /// Most messages held for one offline registered user; further messages to them are
+    /// refused with `inbox_full` rather than stored without bound.
+    pub inbox_cap: usize,
+    /// The limits announced in `welcome`.
+    pub limits: Limits,
+}
+
+/// The durable state a node starts from, read from the store.
+#[derive(Debug, Clone, Default)]
+pub struct Restore {
+    /// Highest Lamport clock of any stored op: the clock never goes back.
+    pub clock: u64,
+    /// Highest sequence number of this node's own ops.
+    pub oseq: u64,
+    /// Registered names and their password hashes.
+    pub accounts: Vec<(String, String)>,
+    /// Rooms: display name, topic, last sequence number.
+    pub rooms: Vec<(String, Option<String>, u64)>,
+    /// Conversations: stream, the two display names, last sequence number.
+    pub dms: Vec<(String, String, String, u64)>,
+    /// Offline inboxes: user key and the message waiting for them, oldest first.
+    pub inbox: Vec<(String, ChatMessage)>,
+}
+
+/// How a `hello` was authenticated by the server before it reached the core.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// No password: a guest name.
+    Guest,
+    /// The password matched the account's hash.
+    Verified,
+    /// The name had no account: register it with this hash.
+    Register(String),
+}
+
+pub(crate) struct Session {
+    pub name: String,
+    pub key: String,
+    pub registered: bool,
+    /// Keys of the rooms this session is in.
+    pub rooms: Vec<String>,
+    /// When the session opened: a guest reads conversation history only from then on.
+    pub since: Millis,
+    /// False while the registration of its name is not yet durable.
+    pub ready: bool,
+}
+
+pub(crate) struct User {
+    pub name: String,
+    pub sessions: Vec<SessionId>,
+}
+
+pub(crate) struct Room {
+    pub name: String,
+    pub topic: Option<String>,
+    /// Last sequence number assigned.
+    pub last_seq: u64,
+    /// Last sequence number on disk (and so delivered).
+    pub durable_seq: u64,
+    /// Member sessions.
+    pub members: BTreeMap<SessionId, ()>,
+    /// Member users by key: display name and how many of their sessions are in.
+    pub users: BTreeMap<String, (String, u32)>,
+    /// The member list as shared by fan-outs, rebuilt after a membership change.
+    pub cache: Option<Arc<[SessionId]>>,
+}
+
+pub(crate) struct Dm {
+    pub a: String,
+    pub b: String,
+    /// Last sequence number assigned.
+    pub last_seq: u64,
+    /// Last sequence number on disk.
+    pub durable_seq: u64,
+}
+
+pub(crate) struct Queued {
+    pub stream: String,
+    pub seq: u64,
+    pub frame: Bytes,
+    pub durable: bool,
+}
+
+/// What waits for an op to be durable.
+pub(crate) enum Pending {
+    Nothing,
+    RoomMessage {
+        room: String,
+        seq: u64,
+        frame: Bytes,
+        ack: Option<(SessionId, Bytes)>,
+    },
+    DirectMessage {
+        stream: String,
+        seq: u64,
+        frame: Bytes,
+        ack: Option<(SessionId, Bytes)>,
+        users: [String; 2],
+        queued_for: Option<String>,
+    },
+    Topic {
+        room: String,
+        frame: Bytes,
+    },
+    Welcome {
+        session: SessionId,
+    },
+}
+
+/// The chat core. See the crate documentation.
+pub struct Core {
+    pub(crate) cfg: Config,
+    pub(crate) clock: u64,
+    pub(crate) oseq: u64,
+    pub(crate) sessions: HashMap<SessionId, Session>,
+    pub(crate) users: HashMap<String, User>,
+    pub(crate) accounts: HashMap<String, (String, String)>,
+    pub(crate) rooms: HashMap<String, Room>,
+    pub(crate) dms: HashMap<String, Dm>,
+    pub(crate) dms_by_user: HashMap<String, Vec<String>>,
+    pub(crate) inbox: HashMap<String, VecDeque<Queued>>,
+    pub(crate) pending: VecDeque<(u64, Pending)>,
+    /// Ops emitted but not yet taken by the store writer, in sequence order.
+    pub(crate) outgoing: Vec<Op>,
+}
+
+impl Core {
+    /// Builds the core from the store's durable state.
+    pub fn new(cfg: Config, restore: Restore) -> Core {
+        let mut core = Core {
+            cfg,
+            clock: restore.clock,
+            oseq: restore.oseq,
+            sessions: HashMap::new(),
+            users: HashMap::new(),
+            accounts: HashMap::new(),
+            rooms: HashMap::new(),
+            dms: HashMap::new(),
+            dms_by_user: HashMap::new(),
+            inbox: HashMap::new(),
+            pending: VecDeque::new(),
+            outgoing: Vec::new(),
+        };
+        for (name, hash) in restore.accounts {
+            core.accounts
+                .insert(name.to_ascii_lowercase(), (name, hash));
+        }
+        for (name, topic, last_seq) in restore.rooms {
+            let mut room = Room::new(name.clone());
+            room.topic = topic;
+            room.last_seq = last_seq;
+            room.durable_seq = last_seq;
+            core.rooms.insert(switchboard_proto::room_key(&name), room);
+        }
+        for (stream, a, b, last_seq) in restore.dms {
+            core.add_dm(stream, a, b, last_seq);
+        }
+        for (user, msg) in restore.inbox {
+            let frame = encode_server(&ServerMsg::Message(msg.clone()));
+            core.inbox.entry(user).or_default().push_back(Queued {
+                stream: msg.stream,
+                seq: msg.seq,
+                frame,
+                durable: true,
+            });
+        }
+        core
+    }
+
+    /// The node name.
+    pub fn node(&self) -> &str {
+        &self.cfg.node
+    }
+
+    /// The password hash of a registered name, for the server to verify outside the core.
+    pub fn account_hash(&self, name: &str) -> Option<String> {
+        self.accounts
+            .get(&name.to_ascii_lowercase())
+            .map(|(_, h)| h.clone())
+    }
+
+    /// Open sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Users online.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Ops waiting to be durable.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Every open session, for the shutdown notice.
+    pub fn session_ids(&self) -> Vec<SessionId> {
+        self.sessions.keys().copied().collect()
+    }
+
+    /// Handles one request of an open session (anything but `hello`, which goes to
+    /// [`Core::hello`], and `history`, which the server reads from the store after asking
+    /// [`Core::history_stream`]).
+    pub fn handle(
+        &mut self,
+        session: SessionId,
+        msg: ClientMsg,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.sessions.contains_key(&session) {
+            out.push(error(
+                session,
+                ErrorCode::NotReady,
+                "say hello first",
+                msg.reff(),
+            ));
+            return;
+        }
+        let reff = msg.reff().map(str::to_string);
+        let result = match msg {
+            ClientMsg::Hello { .. } => Err(ProtoError::new(
+                ErrorCode::NotReady,
+                "hello was already said",
+            )),
+            ClientMsg::Join { room, reff } => self.join(session, &room, reff, now, out),
+            ClientMsg::Leave { room, reff } => self.leave(session, &room, reff, out),
+            ClientMsg::Rooms { reff } => {
+                self.rooms_list(session, reff, out);
+                Ok(())
+            }
+            ClientMsg::Topic { room, topic, reff } => {
+                self.topic(session, &room, topic, reff, now, out)
+            }
+            ClientMsg::Send {
+                room,
+                to,
+                text,
+                reff,
+            } => self.send(session, room, to, text, reff, now),
+            ClientMsg::Who { room, reff } => self.who(session, room, reff, out),
+            ClientMsg::Whois { name, reff } => {
+                self.whois(session, &name, reff, out);
+                Ok(())
+            }
+            ClientMsg::Ping { reff } => {
+                out.push(send(session, &ServerMsg::Pong { reff }));
+                Ok(())
+            }
+            ClientMsg::History { .. } => Err(ProtoError::new(
+                ErrorCode::Internal,
+                "history is served by the store, not the core",
+            )),
+            ClientMsg::Bye { .. } => {
+                self.close(session, out);
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            out.push(error(session, e.code, &e.message, reff.as_deref()));
+        }
+    }
+
+    /// Allocates the metadata of a new op of this node.
+    pub(crate) fn next_meta(&mut self) -> OpMeta {
+        self.oseq += 1;
+        self.clock += 1;
+        OpMeta {
+            origin: self.cfg.node.clone(),
+            oseq: self.oseq,
+            lamport: self.clock,
+        }
+    }
+
+    /// Emits an op for persistence and records what waits for it.
+    pub(crate) fn persist(&mut self, body: OpBody, pending: Pending) {
+        let meta = self.next_meta();
+        self.push_op(Op { meta, body }, pending);
+    }
+
+    /// Queues an op for the store writer and records what waits for it.
+    pub(crate) fn push_op(&mut self, op: Op, pending: Pending) {
+        self.pending.push_back((op.meta.oseq, pending));
+        self.outgoing.push(op);
+    }
+
+    /// Takes the ops waiting to be written, oldest first. The writer makes them durable in
+    /// this order and then calls [`Core::committed`] with the last one's `oseq`.
+    pub fn take_ops(&mut self) -> Vec<Op> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// Whether ops wait for the writer.
+    pub fn has_ops(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+
+    /// Whether so many ops wait for the disk that new messages should be refused for now.
+    pub(crate) fn overloaded(&self) -> bool {
+        self.pending.len() >= MAX_PENDING
+    }
+
+    pub(crate) fn add_dm(&mut self, stream: String, a: String, b: String, last_seq: u64) {
+        for k in [a.to_ascii_lowercase(), b.to_ascii_lowercase()] {
+            let list = self.dms_by_user.entry(k).or_default();
+            if !list.contains(&stream) {
+                list.push(stream.clone());
+            }
+        }
+        self.dms.insert(
+            stream,
+            Dm {
+                a,
+                b,
+                last_seq,
+                durable_seq: last_seq,
+            },
+        );
+    }
+
+    /// The conversations of a user, for `welcome`.
+    pub(crate) fn dm_infos(&self, key: &str) -> Vec<DmInfo> {
+        let Some(streams) = self.dms_by_user.get(key) else {
+            return Vec::new();
+        };
+        streams
+            .iter()
+            .filter_map(|s| {
+                let dm = self.dms.get(s)?;
+                let with = if dm.a.eq_ignore_ascii_case(key) {
+                    &dm.b
+                } else {
+                    &dm.a
+                };
+                Some(DmInfo {
+                    with: with.clone(),
+                    stream: s.clone(),
+                    last_seq: self.durable_seq_of(s),
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn durable_seq_of(&self, stream: &str) -> u64 {
+        self.dms.get(stream).map_or(0, |d| d.durable_seq)
+    }
+}
+
+impl Room {
+    pub(crate) fn new(name: String) -> Room {
+        Room {
+            name,
+            topic: None,
+            last_seq: 0,
+            durable_seq: 0,
+            members: BTreeMap::new(),
+            users: BTreeMap::new(),
+            cache: None,
+        }
+    }
+
+    /// The member sessions as a shared slice, rebuilt only after membership changed.
+    pub(crate) fn member_slice(&mut self) -> Arc<[SessionId]> {
+        if let Some(c) = &self.cache {
+            return c.clone();
+        }
+        let slice: Arc<[SessionId]> = self.members.keys().copied().collect();
+        self.cache = Some(slice.clone());
+        slice
+    }
+}
+
+/// An effect sending one message to one session.
+pub(crate) fn send(session: SessionId, msg: &ServerMsg) -> Effect {
+    Effect::Send {
+        to: session,
+        frame: encode_server(msg),
+    }
+}
+
+/// An effect sending an error frame to one session.
+pub(crate) fn error(
+    session: SessionId,
+    code: ErrorCode,
+    message: &str,
+    reff: Option<&str>,
+) -> Effect {
+    send(
+        session,
+        &ServerMsg::Error {
+            code,
+            message: message.to_string(),
+            reff: reff.map(str::to_string),
+        },
+    )
+}
+
+/// The refusal while the disk is behind.
+pub(crate) fn busy() -> ProtoError {
+    ProtoError::new(
+        ErrorCode::Busy,
+        "the node is writing a backlog to disk; retry shortly",
+    )
+}

@@ -1,0 +1,135 @@
+//! Direct messages by name (seed 002's directory): delivery to every session of the
+//! recipient, `not_found` for unknown names, and the offline inbox of registered users.
+
+use switchboard_proto::{
+    dm_stream, encode_server, names::name_key, validate_name, ChatMessage, ErrorCode, Millis,
+    ProtoError, ServerMsg,
+};
+
+use crate::core::{busy, Pending, Queued};
+use crate::{Core, Effect, InboxEntry, Op, OpBody, SessionId};
+
+impl Core {
+    pub(crate) fn send_direct(
+        &mut self,
+        session: SessionId,
+        to: &str,
+        text: String,
+        reff: Option<String>,
+        now: Millis,
+    ) -> Result<(), ProtoError> {
+        if self.overloaded() {
+            return Err(busy());
+        }
+        validate_name(to).map_err(|e| ProtoError::new(ErrorCode::InvalidName, e.to_string()))?;
+        let to_key = name_key(to);
+        let online = self.users.get(&to_key).map(|u| u.name.clone());
+        let account = self.accounts.get(&to_key).map(|(n, _)| n.clone());
+        let Some(to_name) = online.clone().or(account.clone()) else {
+            return Err(ProtoError::new(
+                ErrorCode::NotFound,
+                format!("no user named {to}"),
+            ));
+        };
+        let queued_for = (online.is_none() && account.is_some()).then(|| to_key.clone());
+        if queued_for.is_some()
+            && self.inbox.get(&to_key).map_or(0, |q| q.len()) >= self.cfg.inbox_cap
+        {
+            return Err(ProtoError::new(
+                ErrorCode::InboxFull,
+                format!("{to_name} is offline and has too many messages waiting"),
+            ));
+        }
+        let s = &self.sessions[&session];
+        let (from, from_key) = (s.name.clone(), s.key.clone());
+        let stream = dm_stream(&from, &to_name);
+        if !self.dms.contains_key(&stream) {
+            self.add_dm(stream.clone(), from.clone(), to_name.clone(), 0);
+        }
+        let dm = self.dms.get_mut(&stream).expect("inserted above");
+        dm.last_seq += 1;
+        let seq = dm.last_seq;
+        let meta = self.next_meta();
+        let msg = ChatMessage {
+            id: format!("{}-{}", meta.origin, meta.oseq),
+            stream: stream.clone(),
+            seq,
+            from,
+            room: None,
+            to: Some(to_name),
+            text,
+            ts: now,
+        };
+        let frame = encode_server(&ServerMsg::Message(msg.clone()));
+        let ack = encode_server(&ServerMsg::Ack {
+            reff,
+            id: msg.id.clone(),
+            stream: stream.clone(),
+            seq,
+            ts: now,
+            queued: queued_for.is_some(),
+        });
+        if let Some(user) = &queued_for {
+            self.inbox
+                .entry(user.clone())
+                .or_default()
+                .push_back(Queued {
+                    stream: stream.clone(),
+                    seq,
+                    frame: frame.clone(),
+                    durable: false,
+                });
+        }
+        let pending = Pending::DirectMessage {
+            stream,
+            seq,
+            frame,
+            ack: Some((session, ack)),
+            users: [from_key, to_key],
+            queued_for: queued_for.clone(),
+        };
+        let body = OpBody::Message { msg, queued_for };
+        self.push_op(Op { meta, body }, pending);
+        Ok(())
+    }
+
+    /// Delivers a signing-in user's waiting messages to their new session, and records that
+    /// they were delivered. Entries whose op is not yet durable stay: they are delivered live
+    /// when it is.
+    pub(crate) fn deliver_inbox(&mut self, session: SessionId, user: &str, out: &mut Vec<Effect>) {
+        let Some(queue) = self.inbox.get_mut(user) else {
+            return;
+        };
+        let mut delivered = Vec::new();
+        queue.retain(|q| {
+            if q.durable {
+                out.push(Effect::Send {
+                    to: session,
+                    frame: q.frame.clone(),
+                });
+                delivered.push(InboxEntry {
+                    stream: q.stream.clone(),
+                    seq: q.seq,
+                });
+                false
+            } else {
+                true
+            }
+        });
+        if queue.is_empty() {
+            self.inbox.remove(user);
+        }
+        if !delivered.is_empty() {
+            let body = OpBody::InboxDelivered {
+                user: user.to_string(),
+                entries: delivered,
+            };
+            self.persist(body, Pending::Nothing);
+        }
+    }
+
+    /// Messages waiting in a user's offline inbox.
+    pub fn inbox_len(&self, user: &str) -> usize {
+        self.inbox.get(&name_key(user)).map_or(0, |q| q.len())
+    }
+}

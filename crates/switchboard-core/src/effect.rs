@@ -1,0 +1,28 @@
+//! What the core asks its IO shell to do.
+//!
+//! Ops to make durable are not effects: they wait in the core, in order, until the store's
+//! writer takes them ([`crate::Core::take_ops`]). Taking them under the same lock that made
+//! them keeps the store's order equal to the order of their sequence numbers, which
+//! [`crate::Core::committed`] relies on.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use switchboard_proto::ErrorCode;
+
+use crate::SessionId;
+
+/// One instruction from the core to the server, carried out in the order given.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Queue an encoded frame to one session.
+    Send { to: SessionId, frame: Bytes },
+    /// Queue one encoded frame to many sessions: encoded once, shared by all.
+    Fanout { to: Arc<[SessionId]>, frame: Bytes },
+    /// Send the session an error frame, then close it once its queue is flushed.
+    Close {
+        session: SessionId,
+        code: ErrorCode,
+        reason: String,
+    },
+}

@@ -1,0 +1,19 @@
+//! Switchboard's chat domain as a sans-IO state machine.
+//!
+//! [`Core`] holds the directory of sessions and users, the rooms, the streams' sequence
+//! counters, the accounts and the offline inboxes. The server feeds it commands (with the
+//! current time) and carries out the [`Effect`]s it returns: queue these bytes to these
+//! sessions, make this op durable, close that session. It does no IO, so the same code runs
+//! under the deterministic tests.
+
+mod commit;
+mod core;
+mod direct;
+mod directory;
+mod effect;
+mod ops;
+mod rooms;
+
+pub use crate::core::{Auth, Config, Core, Restore, SessionId};
+pub use effect::Effect;
+pub use ops::{InboxEntry, Op, OpBody, OpMeta};

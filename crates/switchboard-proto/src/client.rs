@@ -1,0 +1,119 @@
+//! Messages a client sends to a node over `/v1/ws`, one JSON object per text frame,
+//! told apart by their `type` field. Every request may carry a `ref` that the reply echoes.
+
+use serde::{Deserialize, Serialize};
+
+/// A client-to-node message. See docs/protocol.md for an example of each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// The first message of every connection: protocol version and name. With a password, a
+    /// registered name is opened, or an unregistered one is registered to this password.
+    Hello {
+        v: u32,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        /// Free text naming the client program, for logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// Join a room, creating it if new.
+    Join {
+        room: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Leave a room.
+    Leave {
+        room: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// List the rooms with their member counts and topics.
+    Rooms {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Read (`topic` absent) or set a room's topic. Setting needs membership.
+    Topic {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Send a text to a room (`room`) or to a user by name (`to`): exactly one of the two.
+    Send {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        text: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Page through a room's (`room`) or a conversation's (`with`) history. `before` gives the
+    /// newest page below that sequence number; `after` the oldest page above it (for catching
+    /// up). Messages come back in ascending sequence order.
+    History {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Who is online: everyone, or the members of `room`.
+    Who {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Whether a user exists and is online.
+    Whois {
+        name: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Application-level keepalive; answered with `pong`.
+    Ping {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Goodbye: the session ends at once and the user leaves presence.
+    Bye {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// Every `type` this protocol version knows, to tell `unknown_type` from a malformed message.
+pub const CLIENT_TYPES: &[&str] = &[
+    "hello", "join", "leave", "rooms", "topic", "send", "history", "who", "whois", "ping", "bye",
+];
+
+impl ClientMsg {
+    /// The `ref` the client attached, if any, to echo in the reply.
+    pub fn reff(&self) -> Option<&str> {
+        match self {
+            ClientMsg::Join { reff, .. }
+            | ClientMsg::Leave { reff, .. }
+            | ClientMsg::Rooms { reff }
+            | ClientMsg::Topic { reff, .. }
+            | ClientMsg::Send { reff, .. }
+            | ClientMsg::History { reff, .. }
+            | ClientMsg::Who { reff, .. }
+            | ClientMsg::Whois { reff, .. }
+            | ClientMsg::Ping { reff } => reff.as_deref(),
+            ClientMsg::Hello { .. } | ClientMsg::Bye { .. } => None,
+        }
+    }
+}

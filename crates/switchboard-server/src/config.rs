@@ -1,0 +1,64 @@
+//! The node's settings as a plain struct, validated by the binary's flags into this form.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a node needs to run. [`Config::new`] gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The node's name: origin of its ops, prefix of its message ids.
+    pub node_name: String,
+    /// Where the embedded database lives.
+    pub data_dir: PathBuf,
+    /// Most simultaneous connections; more are told `too_many_connections` and closed.
+    pub max_connections: usize,
+    /// Time a new connection has to say `hello`.
+    pub handshake_timeout: Duration,
+    /// Silence after which a connection is closed (the writer pings at a third of it, so a
+    /// live client always answers in time).
+    pub idle_timeout: Duration,
+    /// Bytes queued to one connection before it counts as a slow consumer.
+    pub outbox_bytes: usize,
+    /// Sustained messages per second one connection may send.
+    pub rate_per_sec: u32,
+    /// Messages a connection may send at once above the sustained rate.
+    pub burst: u32,
+    /// Messages kept for one offline registered user.
+    pub inbox_cap: usize,
+    /// How long a shutdown waits for queues to drain before closing anyway.
+    pub drain_timeout: Duration,
+}
+
+impl Config {
+    /// The defaults, for a node named `node_name` keeping its data in `data_dir`.
+    pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            node_name: node_name.into(),
+            data_dir: data_dir.into(),
+            max_connections: 18_000,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            outbox_bytes: 1 << 20,
+            rate_per_sec: 50,
+            burst: 200,
+            inbox_cap: 1_000,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Checks the settings that could make the node misbehave.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        switchboard_proto::validate_name(&self.node_name)
+            .map_err(|e| anyhow::anyhow!("invalid node name {:?}: {e}", self.node_name))?;
+        anyhow::ensure!(self.max_connections > 0, "max connections must be positive");
+        anyhow::ensure!(
+            self.rate_per_sec > 0 && self.burst > 0,
+            "rate limits must be positive"
+        );
+        anyhow::ensure!(
+            self.outbox_bytes >= 64 * 1024,
+            "outbox must hold at least 64 KiB"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,561 @@
+//! One client connection on `/v1/ws`: a reader (this task) that turns frames into core
+//! commands, and one writer task that drains the outbox in batches.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use switchboard_core::{Auth, SessionId};
+use switchboard_proto::limits::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, MAX_PASSWORD_BYTES};
+use switchboard_proto::{
+    decode_client, encode_server, ClientMsg, ErrorCode, Millis, ProtoError, ServerMsg,
+    PROTOCOL_VERSION,
+};
+use switchboard_store::Page;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+
+use crate::outbox::{Closing, Outbox};
+use crate::password;
+use crate::shared::Shared;
+
+/// A write that takes longer than this means the peer stopped reading: give up on it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Malformed frames a connection may send before it is closed for them.
+const MAX_PROTOCOL_ERRORS: u32 = 20;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// Runs a connection to its end.
+pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, permit: OwnedSemaphorePermit) {
+    let session = shared.next_session.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("conn", session);
+    async move {
+        shared
+            .metrics
+            .connections_open
+            .fetch_add(1, Ordering::Relaxed);
+        shared
+            .metrics
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        let outbox = Arc::new(Outbox::new(shared.cfg.outbox_bytes));
+        let (sink, stream) = socket.split();
+        let writer = tokio::spawn(write_loop(
+            sink,
+            outbox.clone(),
+            shared.cfg.idle_timeout / 3,
+        ));
+        let mut conn = Conn {
+            shared: shared.clone(),
+            session,
+            outbox: outbox.clone(),
+            stream,
+            bucket: Bucket::new(shared.cfg.rate_per_sec, shared.cfg.burst),
+            errors: 0,
+        };
+        let end = conn.read_loop().await;
+        match &end {
+            End::Refused(code) => tracing::info!(%code, "closing the connection"),
+            other => tracing::debug!(end = ?other, "connection ending"),
+        }
+        // The session leaves presence at once; the writer still flushes what is queued.
+        shared.run(|core, out| core.close(session, out));
+        shared
+            .outboxes
+            .write()
+            .expect("outboxes lock")
+            .remove(&session);
+        outbox.close(Closing {
+            error: None,
+            ws_code: 1000,
+            reason: "goodbye".into(),
+        });
+        let _ = tokio::time::timeout(shared.cfg.drain_timeout, writer).await;
+        shared
+            .metrics
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Refuses a connection at the cap: tell it why, then close.
+pub(crate) async fn refuse(mut socket: WebSocket) {
+    let frame = encode_server(&ServerMsg::Error {
+        code: ErrorCode::TooManyConnections,
+        message: "the node is at its connection limit; try again later or another node".into(),
+        reff: None,
+    });
+    let _ = socket
+        .send(Message::Text(
+            Utf8Bytes::try_from(frame).expect("JSON is UTF-8"),
+        ))
+        .await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 1013,
+            reason: "too many connections".into(),
+        })))
+        .await;
+}
+
+/// Why a connection ended, for the log.
+#[derive(Debug)]
+enum End {
+    ClientClosed,
+    Closing,
+    Refused(ErrorCode),
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    session: SessionId,
+    outbox: Arc<Outbox>,
+    stream: SplitStream<WebSocket>,
+    bucket: Bucket,
+    errors: u32,
+}
+
+enum Frame {
+    Text(Utf8Bytes),
+    End(End),
+}
+
+impl Conn {
+    async fn read_loop(&mut self) -> End {
+        let hello = tokio::time::timeout(self.shared.cfg.handshake_timeout, self.next_text()).await;
+        let text = match hello {
+            Err(_) => {
+                return self.fail(
+                    ErrorCode::HandshakeTimeout,
+                    "no hello within the handshake timeout",
+                )
+            }
+            Ok(Frame::End(end)) => return end,
+            Ok(Frame::Text(t)) => t,
+        };
+        if let Err(e) = self.hello(&text).await {
+            return self.fail(e.code, &e.message);
+        }
+        if self.outbox.is_closing() {
+            return End::Closing;
+        }
+        let outbox = self.outbox.clone();
+        let idle = self.shared.cfg.idle_timeout;
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = outbox.closed() => return End::Closing,
+                f = tokio::time::timeout(idle, self.next_text()) => f,
+            };
+            match frame {
+                Err(_) => {
+                    return self.fail(
+                        ErrorCode::IdleTimeout,
+                        "nothing heard from you for too long",
+                    )
+                }
+                Ok(Frame::End(end)) => return end,
+                Ok(Frame::Text(text)) => {
+                    if let Some(end) = self.on_text(&text).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next text frame; pings, pongs and binary frames are handled here.
+    async fn next_text(&mut self) -> Frame {
+        loop {
+            let msg = match self.stream.next().await {
+                None => return Frame::End(End::ClientClosed),
+                Some(Err(e)) => {
+                    return Frame::End(match classify_ws_error(&e) {
+                        Some((code, text)) => self.fail(code, &text),
+                        None => End::ClientClosed,
+                    });
+                }
+                Some(Ok(m)) => m,
+            };
+            match msg {
+                Message::Text(t) => return Frame::Text(t),
+                Message::Binary(_) => {
+                    if let Some(end) = self.refuse_frame(ProtoError::new(
+                        ErrorCode::BadJson,
+                        "binary frames are not part of the protocol: send JSON in text frames",
+                    )) {
+                        return Frame::End(end);
+                    }
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                Message::Close(_) => return Frame::End(End::ClientClosed),
+            }
+        }
+    }
+
+    /// Handles the first frame, which must be `hello`.
+    async fn hello(&mut self, text: &str) -> Result<(), ProtoError> {
+        let (name, password) = match decode_client(text)? {
+            ClientMsg::Hello {
+                v, name, password, ..
+            } => {
+                if v != PROTOCOL_VERSION {
+                    return Err(ProtoError::new(
+                        ErrorCode::UnsupportedVersion,
+                        format!("this node speaks protocol version {PROTOCOL_VERSION}"),
+                    ));
+                }
+                (name, password)
+            }
+            _ => {
+                return Err(ProtoError::new(
+                    ErrorCode::NotReady,
+                    "the first message must be hello",
+                ))
+            }
+        };
+        if self.shared.shutting_down.load(Ordering::Acquire) {
+            return Err(ProtoError::new(
+                ErrorCode::ShuttingDown,
+                "the node is shutting down",
+            ));
+        }
+        switchboard_proto::validate_name(&name)
+            .map_err(|e| ProtoError::new(ErrorCode::InvalidName, e.to_string()))?;
+        if password
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_PASSWORD_BYTES || p.is_empty())
+        {
+            return Err(ProtoError::new(
+                ErrorCode::TooLarge,
+                format!("a password is 1 to {MAX_PASSWORD_BYTES} bytes"),
+            ));
+        }
+        let hash = self
+            .shared
+            .core
+            .lock()
+            .expect("core lock")
+            .account_hash(&name);
+        let auth = match (hash, password) {
+            (Some(_), None) | (None, None) => Auth::Guest,
+            (Some(hash), Some(password)) => {
+                if !password::verify(password, hash).await {
+                    return Err(ProtoError::new(ErrorCode::AuthFailed, "wrong password"));
+                }
+                Auth::Verified
+            }
+            (None, Some(password)) => Auth::Register(password::hash(password).await?),
+        };
+        self.shared
+            .outboxes
+            .write()
+            .expect("outboxes lock")
+            .insert(self.session, self.outbox.clone());
+        let session = self.session;
+        self.shared
+            .run(|core, out| core.hello(session, &name, auth, now_ms(), out));
+        Ok(())
+    }
+
+    /// Handles one frame of a signed-in session. Returns how the connection ends, if it does.
+    async fn on_text(&mut self, text: &str) -> Option<End> {
+        let m = &self.shared.metrics;
+        m.frames_in.fetch_add(1, Ordering::Relaxed);
+        if !self.bucket.take(Instant::now()) {
+            m.rate_limited.fetch_add(1, Ordering::Relaxed);
+            if self.bucket.overdrawn() {
+                return Some(self.fail(
+                    ErrorCode::RateLimited,
+                    "flooding: too many messages too fast",
+                ));
+            }
+            self.reply_error(
+                ErrorCode::RateLimited,
+                "slow down: this message was dropped",
+                None,
+            );
+            return None;
+        }
+        let msg = match decode_client(text) {
+            Ok(msg) => msg,
+            Err(e) => return self.refuse_frame(e),
+        };
+        let session = self.session;
+        match msg {
+            ClientMsg::History {
+                room,
+                with,
+                before,
+                after,
+                limit,
+                reff,
+            } => {
+                if let Err(e) = self
+                    .history(room, with, before, after, limit, reff.clone())
+                    .await
+                {
+                    self.reply_error(e.code, &e.message, reff);
+                }
+            }
+            ClientMsg::Bye { .. } => {
+                self.shared.run(|core, out| core.close(session, out));
+                return Some(End::ClientClosed);
+            }
+            msg => {
+                if matches!(msg, ClientMsg::Send { .. }) {
+                    m.messages_in.fetch_add(1, Ordering::Relaxed);
+                }
+                self.shared
+                    .run(|core, out| core.handle(session, msg, now_ms(), out));
+            }
+        }
+        None
+    }
+
+    async fn history(
+        &mut self,
+        room: Option<String>,
+        with: Option<String>,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: Option<u32>,
+        reff: Option<String>,
+    ) -> Result<(), ProtoError> {
+        let (stream, floor) = self.shared.core.lock().expect("core lock").history_stream(
+            self.session,
+            room.as_deref(),
+            with.as_deref(),
+        )?;
+        let page = match (before, after) {
+            (Some(_), Some(_)) => {
+                return Err(ProtoError::new(
+                    ErrorCode::BadRequest,
+                    "history takes `before` or `after`, not both",
+                ))
+            }
+            (_, Some(a)) => Page::After(a),
+            (b, None) => Page::Before(b),
+        };
+        let limit = limit
+            .unwrap_or(DEFAULT_HISTORY_LIMIT)
+            .clamp(1, MAX_HISTORY_LIMIT);
+        let store = self.shared.store.clone();
+        let key = stream.clone();
+        let result = tokio::task::spawn_blocking(move || store.history(&key, page, limit, floor))
+            .await
+            .map_err(|_| internal())?;
+        let page = result.map_err(|e| {
+            tracing::error!(error = %e, "history read failed");
+            internal()
+        })?;
+        let frame = encode_server(&ServerMsg::History {
+            reff,
+            stream,
+            messages: page.messages,
+            more: page.more,
+        });
+        self.outbox
+            .push(&Utf8Bytes::try_from(frame).expect("JSON is UTF-8"));
+        Ok(())
+    }
+
+    /// A malformed or refused frame: say why, and close after too many.
+    fn refuse_frame(&mut self, e: ProtoError) -> Option<End> {
+        self.shared
+            .metrics
+            .protocol_errors
+            .fetch_add(1, Ordering::Relaxed);
+        self.errors += 1;
+        if self.errors > MAX_PROTOCOL_ERRORS {
+            return Some(self.fail(
+                e.code,
+                &format!("{} (too many bad frames; closing)", e.message),
+            ));
+        }
+        self.reply_error(e.code, &e.message, None);
+        None
+    }
+
+    fn reply_error(&self, code: ErrorCode, message: &str, reff: Option<String>) {
+        let frame = encode_server(&ServerMsg::Error {
+            code,
+            message: message.to_string(),
+            reff,
+        });
+        self.outbox
+            .push(&Utf8Bytes::try_from(frame).expect("JSON is UTF-8"));
+    }
+
+    /// Closes the connection with an error the client can read.
+    fn fail(&self, code: ErrorCode, message: &str) -> End {
+        let ws_code = match code {
+            ErrorCode::TooLarge => 1009,
+            ErrorCode::BadJson => 1007,
+            ErrorCode::Internal => 1011,
+            ErrorCode::ShuttingDown => 1001,
+            _ => 1008,
+        };
+        self.outbox.close(Closing {
+            error: Some((code, message.to_string())),
+            ws_code,
+            reason: code.as_str().to_string(),
+        });
+        End::Refused(code)
+    }
+}
+
+fn internal() -> ProtoError {
+    ProtoError::new(
+        ErrorCode::Internal,
+        "the node could not read its store; try again",
+    )
+}
+
+/// Maps a WebSocket-level failure to what the client is told, or `None` when the client
+/// simply went away (reset, closed without the closing handshake).
+fn classify_ws_error(e: &axum::Error) -> Option<(ErrorCode, String)> {
+    use std::error::Error as _;
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+    let inner = e.source().and_then(|s| s.downcast_ref::<WsError>());
+    match inner {
+        Some(WsError::Utf8(_)) => Some((
+            ErrorCode::BadJson,
+            "a text frame was not valid UTF-8".into(),
+        )),
+        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => Some((
+            ErrorCode::TooLarge,
+            format!(
+                "a frame was over {} bytes",
+                switchboard_proto::limits::MAX_FRAME_BYTES
+            ),
+        )),
+        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))
+        | Some(WsError::ConnectionClosed)
+        | Some(WsError::AlreadyClosed)
+        | Some(WsError::Io(_)) => None,
+        Some(WsError::Protocol(p)) => Some((
+            ErrorCode::BadRequest,
+            format!("WebSocket protocol error: {p}"),
+        )),
+        _ => Some((ErrorCode::BadRequest, format!("WebSocket error: {e}"))),
+    }
+}
+
+/// Drains the outbox into the socket: everything queued is fed, then flushed in one go.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    outbox: Arc<Outbox>,
+    ping_every: Duration,
+) {
+    let mut batch = Vec::new();
+    let mut ticker = tokio::time::interval(ping_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        let closing = tokio::select! {
+            c = outbox.next_batch(&mut batch) => c,
+            _ = ticker.tick() => {
+                let ping = sink.send(Message::Ping(bytes::Bytes::new()));
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, ping).await, Ok(Ok(()))) {
+                    outbox.close(Closing { error: None, ws_code: 1001, reason: "write timeout".into() });
+                    return;
+                }
+                continue;
+            }
+        };
+        if !batch.is_empty() {
+            let write = async {
+                for frame in batch.drain(..) {
+                    sink.feed(Message::Text(frame)).await?;
+                }
+                sink.flush().await
+            };
+            if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
+                outbox.close(Closing {
+                    error: None,
+                    ws_code: 1001,
+                    reason: "write failed".into(),
+                });
+                return;
+            }
+            batch.clear();
+        }
+        if let Some(closing) = closing {
+            let bye = async {
+                if let Some((code, message)) = closing.error {
+                    let frame = encode_server(&ServerMsg::Error {
+                        code,
+                        message,
+                        reff: None,
+                    });
+                    let text = Utf8Bytes::try_from(frame).expect("JSON is UTF-8");
+                    sink.feed(Message::Text(text)).await?;
+                }
+                let reason: Utf8Bytes = closing.reason.into();
+                sink.feed(Message::Close(Some(CloseFrame {
+                    code: closing.ws_code,
+                    reason,
+                })))
+                .await?;
+                sink.close().await
+            };
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, bye).await;
+            return;
+        }
+    }
+}
+
+/// A token bucket: `rate` tokens a second up to `burst`.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+    /// Frames refused in a row: a client that keeps sending while refused is flooding.
+    refused: u32,
+}
+
+impl Bucket {
+    fn new(rate: u32, burst: u32) -> Bucket {
+        Bucket {
+            tokens: burst as f64,
+            rate: rate as f64,
+            burst: burst as f64,
+            last: Instant::now(),
+            refused: 0,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// Whether the client went on sending well past being told to slow down.
+    fn overdrawn(&self) -> bool {
+        self.refused as f64 > self.burst
+    }
+}

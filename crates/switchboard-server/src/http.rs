@@ -1,0 +1,92 @@
+//! The HTTP face of a node: the WebSocket endpoint, health, metrics and the web client.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use switchboard_proto::limits::MAX_FRAME_BYTES;
+
+use crate::shared::Shared;
+use crate::{conn, web};
+
+/// Bytes read from the socket at a time per connection. tungstenite's default (128 KiB) per
+/// connection would cost gigabytes at tens of thousands of idle connections.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// Bytes of outgoing frames gathered before the socket write: a writer's batch goes out in
+/// as few syscalls as this allows.
+const WRITE_BUFFER: usize = 32 * 1024;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/ws", get(ws_upgrade))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(web::routes())
+        .with_state(shared)
+}
+
+async fn ws_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    let ws = ws
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(shared.cfg.outbox_bytes + WRITE_BUFFER)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES);
+    match shared.conns.clone().try_acquire_owned() {
+        Ok(permit) => ws.on_upgrade(move |socket| conn::run(shared, socket, permit)),
+        Err(_) => {
+            shared
+                .metrics
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            ws.on_upgrade(conn::refuse)
+        }
+    }
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let (sessions, users, pending) = {
+        let core = shared.core.lock().expect("core lock");
+        (
+            core.session_count(),
+            core.user_count(),
+            core.pending_count(),
+        )
+    };
+    let status = if shared.shutting_down.load(Ordering::Acquire) {
+        "shutting_down"
+    } else {
+        "ok"
+    };
+    let body = serde_json::json!({
+        "status": status,
+        "node": shared.cfg.node_name,
+        "sessions": sessions,
+        "users": users,
+        "pending_ops": pending,
+    });
+    let code = if status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let (sessions, users) = {
+        let core = shared.core.lock().expect("core lock");
+        (core.session_count(), core.user_count())
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(sessions, users),
+    )
+        .into_response()
+}

@@ -1,0 +1,113 @@
+//! Switchboard's IO shell: it binds nothing itself (the binary or the test does), serves
+//! HTTP and WebSocket on a listener it is given, turns frames into core commands and core
+//! effects into frames, and group-commits ops to the store.
+
+mod config;
+mod conn;
+mod http;
+mod metrics;
+mod outbox;
+mod password;
+mod shared;
+mod web;
+mod writer;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use switchboard_core::Core;
+use switchboard_proto::limits::{MAX_FRAME_BYTES, MAX_TEXT_BYTES};
+use switchboard_proto::server::Limits;
+use switchboard_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use config::Config;
+
+use crate::outbox::Closing;
+use crate::shared::Shared;
+
+/// Runs a node on `listener` until `shutdown` resolves with the reason to give clients.
+///
+/// Shutdown runs in two phases: stop accepting and tell every client why (seed 002's EXIT),
+/// then let queues drain for up to `drain_timeout` and write every op still waiting.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = String> + Send,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let store = SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let restore = store.load(&config.node_name).context("loading the store")?;
+    let core = Core::new(
+        switchboard_core::Config {
+            node: config.node_name.clone(),
+            inbox_cap: config.inbox_cap,
+            limits: Limits {
+                max_frame_bytes: MAX_FRAME_BYTES as u32,
+                max_text_bytes: MAX_TEXT_BYTES as u32,
+                rate_per_sec: config.rate_per_sec,
+                burst: config.burst,
+            },
+        },
+        restore,
+    );
+    let (doorbell, doorbell_rx) = std::sync::mpsc::sync_channel(1);
+    let shared = Arc::new(Shared {
+        conns: Arc::new(Semaphore::new(config.max_connections)),
+        cfg: config,
+        core: Mutex::new(core),
+        outboxes: RwLock::new(HashMap::new()),
+        store,
+        doorbell,
+        writer_stop: AtomicBool::new(false),
+        metrics: metrics::Metrics::default(),
+        next_session: AtomicU64::new(1),
+        shutting_down: AtomicBool::new(false),
+    });
+    let writer = writer::spawn(shared.clone(), doorbell_rx);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, node = %shared.cfg.node_name, "node listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = http::router(shared.clone());
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+
+    let reason = shutdown.await;
+    tracing::info!(%reason, "shutting down");
+    shared.shutting_down.store(true, Ordering::Release);
+    let _ = stop_tx.send(());
+    shared.run(|core, out| core.shutdown(&reason, out));
+    for outbox in shared.outboxes.read().expect("outboxes lock").values() {
+        outbox.close(Closing {
+            error: None,
+            ws_code: 1001,
+            reason: "node shutting down".into(),
+        });
+    }
+    let deadline = Instant::now() + shared.cfg.drain_timeout;
+    while shared.conns.available_permits() < shared.cfg.max_connections && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.writer_stop.store(true, Ordering::Release);
+    shared.ring();
+    tokio::task::spawn_blocking(move || writer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the store writer panicked"))?;
+    let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The state every connection shares: the core behind one short-held lock, the outboxes of
+//! the sessions, the store, the writer's doorbell and the metrics.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::ws::Utf8Bytes;
+use switchboard_core::{Core, Effect, SessionId};
+use switchboard_store::Store;
+use tokio::sync::Semaphore;
+
+use crate::metrics::Metrics;
+use crate::outbox::{Closing, Outbox, Pushed};
+use crate::Config;
+
+pub(crate) struct Shared {
+    pub cfg: Config,
+    /// The chat core. Held only to compute effects, never across an await or IO.
+    pub core: Mutex<Core>,
+    /// Each signed-in (or signing-in) session's outbound queue.
+    pub outboxes: RwLock<HashMap<SessionId, Arc<Outbox>>>,
+    pub store: Arc<dyn Store>,
+    /// Rung when the core has ops for the writer; a full channel means it is already rung.
+    pub doorbell: std::sync::mpsc::SyncSender<()>,
+    /// Set when the writer should finish what is queued and stop.
+    pub writer_stop: AtomicBool,
+    pub metrics: Metrics,
+    /// One permit per open connection: the connection cap.
+    pub conns: Arc<Semaphore>,
+    pub next_session: AtomicU64,
+    pub shutting_down: AtomicBool,
+}
+
+impl Shared {
+    /// Runs `f` on the core under its lock, then carries out the effects outside it and
+    /// rings the writer if ops are waiting.
+    pub fn run<R>(&self, f: impl FnOnce(&mut Core, &mut Vec<Effect>) -> R) -> R {
+        let mut effects = Vec::new();
+        let (result, has_ops) = {
+            let mut core = self.core.lock().expect("core lock");
+            let r = f(&mut core, &mut effects);
+            (r, core.has_ops())
+        };
+        self.execute(effects);
+        if has_ops {
+            self.ring();
+        }
+        result
+    }
+
+    /// Wakes the store writer.
+    pub fn ring(&self) {
+        let _ = self.doorbell.try_send(());
+    }
+
+    /// Carries out effects: queue frames, close sessions.
+    pub fn execute(&self, effects: Vec<Effect>) {
+        if effects.is_empty() {
+            return;
+        }
+        let outboxes = self.outboxes.read().expect("outboxes lock");
+        for effect in effects {
+            match effect {
+                Effect::Send { to, frame } => {
+                    if let Some(ob) = outboxes.get(&to) {
+                        self.push(ob, &to_utf8(frame));
+                    }
+                }
+                Effect::Fanout { to, frame } => {
+                    let frame = to_utf8(frame);
+                    let mut n = 0;
+                    for id in to.iter() {
+                        if let Some(ob) = outboxes.get(id) {
+                            self.push(ob, &frame);
+                            n += 1;
+                        }
+                    }
+                    self.metrics.deliveries.fetch_add(n, Ordering::Relaxed);
+                }
+                Effect::Close {
+                    session,
+                    code,
+                    reason,
+                } => {
+                    if let Some(ob) = outboxes.get(&session) {
+                        ob.close(Closing {
+                            error: Some((code, reason)),
+                            ws_code: 1008,
+                            reason: code.as_str().to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn push(&self, ob: &Outbox, frame: &Utf8Bytes) {
+        match ob.push(frame) {
+            Pushed::Queued => {
+                self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Pushed::Overflowed => {
+                self.metrics.queue_overflows.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("closing a slow consumer");
+            }
+            Pushed::Closed => {}
+        }
+    }
+}
+
+/// Frames come from serde_json, so they are always UTF-8; the check is one pass over bytes
+/// shared by every recipient.
+fn to_utf8(frame: bytes::Bytes) -> Utf8Bytes {
+    Utf8Bytes::try_from(frame).expect("frames are encoded from JSON, hence UTF-8")
+}

@@ -1,0 +1,54 @@
+//! The store writer: one thread that owns writing, and commits in groups. Every op the core
+//! emitted while the previous batch was being written and fsynced goes into the next
+//! transaction; acknowledgements and deliveries wait for their batch to be durable.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::shared::Shared;
+
+/// How long to wait before retrying a failed write. Ops stay queued, in order, meanwhile.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+pub(crate) fn spawn(shared: Arc<Shared>, doorbell: Receiver<()>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(&shared, &doorbell))
+        .expect("spawn store writer thread")
+}
+
+fn run(shared: &Shared, doorbell: &Receiver<()>) {
+    let mut batch = Vec::new();
+    loop {
+        if batch.is_empty() {
+            batch = shared.core.lock().expect("core lock").take_ops();
+        }
+        if batch.is_empty() {
+            if shared.writer_stop.load(Ordering::Acquire) {
+                return;
+            }
+            // Wait for the doorbell; wake now and then to notice a stop request.
+            let _ = doorbell.recv_timeout(Duration::from_millis(200));
+            continue;
+        }
+        let started = Instant::now();
+        match shared.store.append(&batch) {
+            Ok(()) => {
+                let m = &shared.metrics;
+                m.observe_store_write(started.elapsed().as_secs_f64());
+                m.store_batches.fetch_add(1, Ordering::Relaxed);
+                m.store_ops.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                let last = batch.last().expect("non-empty").meta.oseq;
+                batch.clear();
+                shared.run(|core, out| core.committed(last, out));
+            }
+            Err(e) => {
+                shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, ops = batch.len(), "store write failed; retrying");
+                std::thread::sleep(RETRY_AFTER);
+            }
+        }
+    }
+}

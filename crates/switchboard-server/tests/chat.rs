@@ -1,0 +1,491 @@
+//! End-to-end chat behaviour through real sockets: names and passwords, rooms, direct
+//! messages, presence, history and resume.
+
+mod common;
+
+use common::*;
+use switchboard_client::{Client, ClientError, Target};
+use switchboard_proto::server::PresenceEvent;
+use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
+
+fn refused(r: Result<impl std::fmt::Debug, ClientError>) -> ErrorCode {
+    match r {
+        Err(ClientError::Refused { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn guest_names_are_unique_regardless_of_case() {
+    let s = TestServer::start().await;
+    let _alice = s.client("Alice").await;
+    let err = Client::connect_as(&s.url, "alice", None).await.map(|_| ());
+    assert_eq!(refused(err), ErrorCode::NameInUse);
+    for bad in ["", "has space", "ünï", &"x".repeat(33), "semi;colon"] {
+        let err = Client::connect_as(&s.url, bad, None).await.map(|_| ());
+        assert_eq!(refused(err), ErrorCode::InvalidName, "name {bad:?}");
+    }
+    // Once the holder leaves, the name is free again.
+    _alice.bye().await.unwrap();
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok((c, _)) = Client::connect_as(&s.url, "ALICE", None).await {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the name was not released after bye");
+}
+
+#[tokio::test]
+async fn registered_names_need_their_password_and_share_messages() {
+    let s = TestServer::start().await;
+    let (mut a1, w) = Client::connect_as(&s.url, "carol", Some("s3cret"))
+        .await
+        .unwrap();
+    assert!(w.registered);
+    // No password, or a wrong one: refused.
+    assert_eq!(
+        refused(Client::connect_as(&s.url, "Carol", None).await.map(|_| ())),
+        ErrorCode::AuthFailed
+    );
+    assert_eq!(
+        refused(
+            Client::connect_as(&s.url, "carol", Some("nope"))
+                .await
+                .map(|_| ())
+        ),
+        ErrorCode::AuthFailed
+    );
+    // The right password opens the name from a second client at once.
+    let (mut a2, w2) = Client::connect_as(&s.url, "CAROL", Some("s3cret"))
+        .await
+        .unwrap();
+    assert!(w2.registered);
+    assert_eq!(w2.name, "carol");
+    // Both of carol's clients receive a direct message to carol.
+    let mut dave = s.client("dave").await;
+    dave.say(Target::User("carol"), "hi carol").await.unwrap();
+    assert_eq!(next_message(&mut a1).await.text, "hi carol");
+    assert_eq!(next_message(&mut a2).await.text, "hi carol");
+    // A guest cannot take a registered name even while its owner is away.
+    a1.bye().await.unwrap();
+    a2.bye().await.unwrap();
+    assert_eq!(
+        refused(Client::connect_as(&s.url, "carol", None).await.map(|_| ())),
+        ErrorCode::AuthFailed
+    );
+}
+
+#[tokio::test]
+async fn room_messages_reach_every_member_with_ids_and_acks() {
+    let s = TestServer::start().await;
+    let mut a = s.client("a").await;
+    let mut b = s.client("b").await;
+    let mut c = s.client("c").await;
+    let outsider = s.client("d").await;
+    match a.join("#Lobby").await.unwrap() {
+        ServerMsg::Joined {
+            room, seq, members, ..
+        } => {
+            assert_eq!((room.as_str(), seq), ("Lobby", 0));
+            assert_eq!(members, vec!["a"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    b.join("lobby").await.unwrap();
+    c.join("LOBBY").await.unwrap();
+    let (seq, queued) = a.say(Target::Room("lobby"), "hello all").await.unwrap();
+    assert_eq!((seq, queued), (1, false));
+    for cl in [&mut a, &mut b, &mut c] {
+        let m = next_message(cl).await;
+        assert_eq!(
+            (m.seq, m.from.as_str(), m.text.as_str()),
+            (1, "a", "hello all")
+        );
+        assert_eq!(m.room.as_deref(), Some("Lobby"));
+        assert_eq!(m.stream, "#lobby");
+        assert!(m.id.starts_with("t1-"));
+        assert!(m.ts > 1_700_000_000_000);
+    }
+    let (seq, _) = b.say(Target::Room("lobby"), "second").await.unwrap();
+    assert_eq!(seq, 2);
+    assert_eq!(next_message(&mut c).await.seq, 2);
+    // Someone who is not a member cannot post.
+    let mut outsider = outsider;
+    let err = outsider.say(Target::Room("lobby"), "let me in").await;
+    assert_eq!(refused(err), ErrorCode::NotMember);
+    // Rooms list with member counts, and topics.
+    match outsider
+        .request(ClientMsg::Rooms { reff: None })
+        .await
+        .unwrap()
+    {
+        ServerMsg::Rooms { rooms, .. } => {
+            assert_eq!(rooms.len(), 1);
+            assert_eq!((rooms[0].room.as_str(), rooms[0].members), ("Lobby", 3));
+        }
+        other => panic!("{other:?}"),
+    }
+    a.send(&ClientMsg::Topic {
+        room: "lobby".into(),
+        topic: Some("all things".into()),
+        reff: None,
+    })
+    .await
+    .unwrap();
+    let topic = b
+        .wait_for(WAIT, |m| match m {
+            ServerMsg::Topic { topic, by, .. } => Some((topic.clone(), by.clone())),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(topic, (Some("all things".into()), Some("a".into())));
+    let err = outsider
+        .request(ClientMsg::Topic {
+            room: "lobby".into(),
+            topic: Some("mine".into()),
+            reff: None,
+        })
+        .await;
+    assert_eq!(refused(err), ErrorCode::NotMember);
+    // Leaving: no more messages, and leaving twice is an error.
+    c.request(ClientMsg::Leave {
+        room: "lobby".into(),
+        reff: None,
+    })
+    .await
+    .unwrap();
+    let err = c
+        .request(ClientMsg::Leave {
+            room: "lobby".into(),
+            reff: None,
+        })
+        .await;
+    assert_eq!(refused(err), ErrorCode::NotMember);
+    a.say(Target::Room("lobby"), "after c left").await.unwrap();
+    let got = b
+        .wait_for(WAIT, |m| match m {
+            ServerMsg::Message(m) if m.text == "after c left" => Some(m.seq),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, 3);
+    let pong = c.request(ClientMsg::Ping { reff: None }).await.unwrap();
+    assert!(matches!(pong, ServerMsg::Pong { .. }));
+    // c's queue holds nothing from the room after leaving.
+    while let Ok(Some(m)) = c.recv_timeout(std::time::Duration::from_millis(100)).await {
+        assert!(
+            !matches!(m, ServerMsg::Message(ref mm) if mm.text == "after c left"),
+            "{m:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn direct_messages_by_name_and_not_found() {
+    let s = TestServer::start().await;
+    let mut a = s.client("ann").await;
+    let mut b = s.client("ben").await;
+    let (seq, queued) = a.say(Target::User("BEN"), "psst").await.unwrap();
+    assert_eq!((seq, queued), (1, false));
+    let m = next_message(&mut b).await;
+    assert_eq!(
+        (m.from.as_str(), m.to.as_deref(), m.text.as_str()),
+        ("ann", Some("ben"), "psst")
+    );
+    assert_eq!(m.stream, "@ann:ben");
+    // The sender sees its own message in the conversation too.
+    assert_eq!(next_message(&mut a).await.text, "psst");
+    let (seq, _) = b.say(Target::User("ann"), "back").await.unwrap();
+    assert_eq!(seq, 2);
+    let err = a.say(Target::User("nobody"), "hello?").await;
+    assert_eq!(refused(err), ErrorCode::NotFound);
+    let err = a.say(Target::User("bad name"), "hello?").await;
+    assert_eq!(refused(err), ErrorCode::InvalidName);
+    // The conversation is a stream with history.
+    let (page, more) = a
+        .history(Target::User("ben"), None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["psst", "back"]
+    );
+    assert!(!more);
+}
+
+#[tokio::test]
+async fn offline_registered_users_get_queued_messages_at_sign_in() {
+    let s = TestServer::start().await;
+    let (bob, _) = Client::connect_as(&s.url, "bob", Some("pw")).await.unwrap();
+    bob.bye().await.unwrap();
+    let mut alice = s.client("alice").await;
+    // Wait until bob is really gone from the directory.
+    for _ in 0..100 {
+        if let Ok(ServerMsg::Whois { online: false, .. }) = alice
+            .request(ClientMsg::Whois {
+                name: "bob".into(),
+                reff: None,
+            })
+            .await
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        alice.say(Target::User("bob"), "one").await.unwrap(),
+        (1, true)
+    );
+    assert_eq!(
+        alice.say(Target::User("bob"), "two").await.unwrap(),
+        (2, true)
+    );
+    let (mut bob, w) = Client::connect_as(&s.url, "bob", Some("pw")).await.unwrap();
+    assert_eq!(w.dms.len(), 1);
+    assert_eq!((w.dms[0].with.as_str(), w.dms[0].last_seq), ("alice", 2));
+    assert_eq!(next_message(&mut bob).await.text, "one");
+    assert_eq!(next_message(&mut bob).await.text, "two");
+    // Delivered once: a second sign-in gets nothing more.
+    bob.bye().await.unwrap();
+    let (mut bob2, _) = Client::connect_as(&s.url, "bob", Some("pw")).await.unwrap();
+    let extra = bob2
+        .recv_timeout(std::time::Duration::from_millis(300))
+        .await;
+    assert!(matches!(extra, Err(ClientError::Timeout)), "{extra:?}");
+}
+
+#[tokio::test]
+async fn presence_who_and_whois() {
+    let s = TestServer::start().await;
+    let mut a = s.client("amy").await;
+    a.join("room").await.unwrap();
+    let mut b = s.client("bill").await;
+    b.join("room").await.unwrap();
+    let ev = a
+        .wait_for(WAIT, |m| match m {
+            ServerMsg::Presence { name, event, room } => Some((name.clone(), *event, room.clone())),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ev, ("bill".into(), PresenceEvent::Join, "room".into()));
+    match a
+        .request(ClientMsg::Who {
+            room: None,
+            reff: None,
+        })
+        .await
+        .unwrap()
+    {
+        ServerMsg::Who { users, .. } => assert_eq!(users, vec!["amy", "bill"]),
+        other => panic!("{other:?}"),
+    }
+    match a
+        .request(ClientMsg::Who {
+            room: Some("room".into()),
+            reff: None,
+        })
+        .await
+        .unwrap()
+    {
+        ServerMsg::Who { users, room, .. } => {
+            assert_eq!(users, vec!["amy", "bill"]);
+            assert_eq!(room.as_deref(), Some("room"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match a
+        .request(ClientMsg::Whois {
+            name: "BILL".into(),
+            reff: None,
+        })
+        .await
+        .unwrap()
+    {
+        ServerMsg::Whois {
+            name,
+            online,
+            registered,
+            rooms,
+            ..
+        } => {
+            assert_eq!((name.as_str(), online, registered), ("bill", true, false));
+            assert_eq!(rooms, vec!["room"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = a
+        .request(ClientMsg::Whois {
+            name: "ghost".into(),
+            reff: None,
+        })
+        .await;
+    assert_eq!(refused(err), ErrorCode::NotFound);
+    // bill says goodbye: amy sees him leave at once.
+    b.bye().await.unwrap();
+    let ev = a
+        .wait_for(WAIT, |m| match m {
+            ServerMsg::Presence { name, event, .. } => Some((name.clone(), *event)),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ev, ("bill".into(), PresenceEvent::Leave));
+    match a
+        .request(ClientMsg::Whois {
+            name: "bill".into(),
+            reff: None,
+        })
+        .await
+    {
+        Err(ClientError::Refused {
+            code: ErrorCode::NotFound,
+            ..
+        }) => {}
+        other => panic!("a guest who left is unknown: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn history_pages_back_and_forward() {
+    let s = TestServer::start().await;
+    let mut a = s.client("pager").await;
+    a.join("hist").await.unwrap();
+    for i in 1..=120 {
+        a.send(&ClientMsg::Send {
+            room: Some("hist".into()),
+            to: None,
+            text: format!("m{i}"),
+            reff: None,
+        })
+        .await
+        .unwrap();
+    }
+    // Wait for the last one to be durable.
+    loop {
+        if next_message(&mut a).await.seq == 120 {
+            break;
+        }
+    }
+    let mut b = s.client("reader").await;
+    let (page, more) = b
+        .history(Target::Room("hist"), None, None, 50)
+        .await
+        .unwrap();
+    assert_eq!(page.first().unwrap().seq, 71);
+    assert_eq!(page.last().unwrap().seq, 120);
+    assert!(more);
+    let mut seen: Vec<u64> = page.iter().map(|m| m.seq).collect();
+    let mut before = page[0].seq;
+    loop {
+        let (page, more) = b
+            .history(Target::Room("hist"), Some(before), None, 50)
+            .await
+            .unwrap();
+        let mut seqs: Vec<u64> = page.iter().map(|m| m.seq).collect();
+        seqs.extend(seen);
+        seen = seqs;
+        before = page[0].seq;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seen, (1..=120).collect::<Vec<_>>());
+    let (page, more) = b
+        .history(Target::Room("hist"), None, Some(100), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (101..=110).collect::<Vec<_>>()
+    );
+    assert!(more);
+    let err = b.history(Target::Room("nowhere"), None, None, 10).await;
+    assert_eq!(refused(err), ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn resume_after_reconnect_has_no_gap_and_no_duplicate() {
+    let s = TestServer::start().await;
+    let mut writer = s.client("writer").await;
+    writer.join("live").await.unwrap();
+    let mut reader = s.client("reader").await;
+    reader.join("live").await.unwrap();
+    for i in 1..=10 {
+        writer
+            .say(Target::Room("live"), &format!("m{i}"))
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        got.push(next_message(&mut reader).await.seq);
+    }
+    let cursor = *got.last().unwrap();
+    drop(reader);
+    // Messages while the reader is away, and a sender that keeps going during the resume.
+    for i in 11..=25 {
+        writer
+            .say(Target::Room("live"), &format!("m{i}"))
+            .await
+            .unwrap();
+    }
+    let url = s.url.clone();
+    let bg = tokio::spawn(async move {
+        for i in 26..=60 {
+            writer
+                .say(Target::Room("live"), &format!("m{i}"))
+                .await
+                .unwrap();
+        }
+        writer
+    });
+    let mut reader = None;
+    for _ in 0..100 {
+        if let Ok((c, _)) = Client::connect_as(&url, "reader", None).await {
+            reader = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut reader = reader.expect("the name comes free once the old connection is gone");
+    let (joined_seq, missed) = reader.resume_room("live", cursor).await.unwrap();
+    got.extend(missed.iter().map(|m| m.seq));
+    assert!(missed.iter().all(|m| m.seq <= joined_seq));
+    let _writer = bg.await.unwrap();
+    while *got.last().unwrap() < 60 {
+        got.push(next_message(&mut reader).await.seq);
+    }
+    assert_eq!(
+        got,
+        (1..=60).collect::<Vec<_>>(),
+        "every message exactly once, in order"
+    );
+}
+
+#[tokio::test]
+async fn health_and_metrics_endpoints() {
+    let s = TestServer::start().await;
+    let mut a = s.client("m").await;
+    a.join("x").await.unwrap();
+    a.say(Target::Room("x"), "count me").await.unwrap();
+    let (code, body) = http_get(s.addr, "/healthz").await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["node"], "t1");
+    assert_eq!(v["sessions"], 1);
+    let (code, body) = http_get(s.addr, "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("switchboard_messages_in_total 1"), "{body}");
+    assert!(body.contains("switchboard_connections_open 1"), "{body}");
+    assert!(
+        body.contains("switchboard_store_write_seconds_count"),
+        "{body}"
+    );
+}

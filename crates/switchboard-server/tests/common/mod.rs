@@ -1,0 +1,153 @@
+//! The test kit: a real node on a port-0 listener with its own data directory, stopped on
+//! drop, and helpers around the typed client.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use switchboard_client::Client;
+use switchboard_proto::ServerMsg;
+use switchboard_server::Config;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    dir: Option<tempfile::TempDir>,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<String>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for tests: quick timeouts, generous rate limits unless a test says otherwise.
+pub fn test_config(dir: &Path) -> Config {
+    let mut c = Config::new("t1", dir);
+    c.handshake_timeout = Duration::from_secs(2);
+    c.drain_timeout = Duration::from_secs(2);
+    c.rate_per_sec = 10_000;
+    c.burst = 10_000;
+    c
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let mut s = TestServer::start_in(&path, tune).await;
+        s.dir = Some(dir);
+        s
+    }
+
+    /// Starts a node on an existing data directory (for restarts).
+    pub async fn start_in(path: &Path, tune: impl FnOnce(&mut Config)) -> TestServer {
+        // Logs show with RUST_LOG=... and --nocapture.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = test_config(path);
+        tune(&mut config);
+        let (stop, stop_rx) = oneshot::channel::<String>();
+        let handle = tokio::spawn(switchboard_server::serve(listener, config, async move {
+            stop_rx.await.unwrap_or_else(|_| "test over".into())
+        }));
+        TestServer {
+            url: format!("ws://{addr}/v1/ws"),
+            addr,
+            dir: None,
+            data_dir: path.to_path_buf(),
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    /// Shuts the node down gracefully with `reason` and waits until it has stopped.
+    /// Returns the data directory, which lives as long as the returned guard.
+    pub async fn stop(mut self, reason: &str) -> Option<tempfile::TempDir> {
+        let _ = self.stop.take().unwrap().send(reason.to_string());
+        self.handle.take().unwrap().await.unwrap().unwrap();
+        self.dir.take()
+    }
+
+    pub async fn client(&self, name: &str) -> Client {
+        let (c, _) = Client::connect_as(&self.url, name, None).await.unwrap();
+        c
+    }
+
+    pub async fn client_pw(&self, name: &str, pw: &str) -> Client {
+        let (c, _) = Client::connect_as(&self.url, name, Some(pw)).await.unwrap();
+        c
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send("test over".into());
+        }
+    }
+}
+
+/// The next chat message a client receives (skipping other events).
+pub async fn next_message(c: &mut Client) -> switchboard_proto::ChatMessage {
+    c.wait_for(WAIT, |m| match m {
+        ServerMsg::Message(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await
+    .unwrap()
+}
+
+/// The next error a client receives.
+pub async fn next_error(c: &mut Client) -> (switchboard_proto::ErrorCode, String) {
+    c.wait_for(WAIT, |m| match m {
+        ServerMsg::Error { code, message, .. } => Some((*code, message.clone())),
+        _ => None,
+    })
+    .await
+    .unwrap()
+}
+
+/// Reads until the connection closes; returns everything read. Panics if it stays open.
+pub async fn until_closed(c: &mut Client) -> Vec<ServerMsg> {
+    let mut seen = Vec::new();
+    loop {
+        match c.recv_timeout(WAIT).await {
+            Ok(Some(m)) => seen.push(m),
+            Ok(None) | Err(switchboard_client::ClientError::Ws(_)) => return seen,
+            Err(e) => panic!("connection did not close: {e}; saw {seen:?}"),
+        }
+    }
+}
+
+/// A minimal HTTP GET over a raw socket: status code and body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let code = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}

@@ -1,0 +1,61 @@
+//! Switchboard's durable store: the [`Store`] trait, the embedded SQLite implementation that
+//! nodes run on, and an in-memory one for tests; one test suite runs on both.
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+use switchboard_core::{Op, Restore};
+use switchboard_proto::{ChatMessage, Millis};
+
+/// Why the store failed. A store error is a node fault (disk full, corruption), never a
+/// client's: the node logs it and tells clients only `internal`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored op does not decode: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Which page of a stream's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The newest `limit` messages below `before` (or the newest of all when `None`).
+    Before(Option<u64>),
+    /// The oldest `limit` messages above `after`.
+    After(u64),
+}
+
+/// A page of history: messages in ascending sequence order, and whether more lie beyond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub messages: Vec<ChatMessage>,
+    pub more: bool,
+}
+
+/// Durable storage of ops and the state folded from them.
+///
+/// `append` is called by one writer at a time (the node's group-commit task); `history` may
+/// be called from any thread while appends go on.
+pub trait Store: Send + Sync {
+    /// Reads everything the core needs to start, for the node named `node`.
+    fn load(&self, node: &str) -> Result<Restore, StoreError>;
+    /// Makes a batch of ops durable, all or nothing, in one transaction and one fsync.
+    fn append(&self, ops: &[Op]) -> Result<(), StoreError>;
+    /// Reads a page of a stream, skipping messages older than `floor` (milliseconds).
+    fn history(
+        &self,
+        stream: &str,
+        page: Page,
+        limit: u32,
+        floor: Millis,
+    ) -> Result<HistoryPage, StoreError>;
+}
+
+#[cfg(test)]
+mod suite;

@@ -1,0 +1,298 @@
+//! The SQLite store: WAL mode with `synchronous=FULL`, so a committed batch survives a
+//! crash or power loss; one writer connection and a small pool of readers.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use switchboard_core::{Op, OpBody, Restore};
+use switchboard_proto::{room_key, ChatMessage, Millis};
+
+use crate::{HistoryPage, Page, Store, StoreError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    stream TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+    sender TEXT NOT NULL, room TEXT, recipient TEXT, text TEXT NOT NULL, ts INTEGER NOT NULL,
+    origin TEXT NOT NULL, oseq INTEGER NOT NULL, lamport INTEGER NOT NULL,
+    PRIMARY KEY (stream, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ops (
+    origin TEXT NOT NULL, oseq INTEGER NOT NULL, lamport INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (origin, oseq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS accounts (key TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL, ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (key TEXT PRIMARY KEY, name TEXT NOT NULL, topic TEXT, ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+    user TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (user, stream, seq)
+) WITHOUT ROWID;
+";
+
+/// Readers kept open for history queries; more concurrent readers open and close their own.
+const READER_POOL: usize = 4;
+
+/// The embedded store a node runs on: one SQLite database file.
+pub struct SqliteStore {
+    path: std::path::PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database `switchboard.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("switchboard.db");
+        let writer = Connection::open(&path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: every commit fsyncs the WAL. The group commit makes that one fsync per batch.
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        writer.execute_batch(SCHEMA)?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn reader(&self) -> Result<Connection, StoreError> {
+        if let Some(c) = self.readers.lock().expect("pool lock").pop() {
+            return Ok(c);
+        }
+        let c = Connection::open(&self.path)?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(c)
+    }
+
+    fn give_back(&self, c: Connection) {
+        let mut pool = self.readers.lock().expect("pool lock");
+        if pool.len() < READER_POOL {
+            pool.push(c);
+        }
+    }
+}
+
+fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
+    Ok(ChatMessage {
+        stream: row.get(0)?,
+        seq: row.get::<_, i64>(1)? as u64,
+        id: row.get(2)?,
+        from: row.get(3)?,
+        room: row.get(4)?,
+        to: row.get(5)?,
+        text: row.get(6)?,
+        ts: row.get::<_, i64>(7)? as u64,
+    })
+}
+
+const MSG_COLS: &str = "stream, seq, id, sender, room, recipient, text, ts";
+
+impl Store for SqliteStore {
+    fn load(&self, node: &str) -> Result<Restore, StoreError> {
+        let c = self.writer.lock().expect("writer lock");
+        let mut r = Restore::default();
+        let clock = |sql: &str| -> rusqlite::Result<u64> {
+            c.query_row(sql, [], |row| row.get::<_, Option<i64>>(0))
+                .map(|v| v.unwrap_or(0) as u64)
+        };
+        r.clock =
+            clock("SELECT MAX(lamport) FROM messages")?.max(clock("SELECT MAX(lamport) FROM ops")?);
+        let own = |sql: &str| -> rusqlite::Result<u64> {
+            c.query_row(sql, [node], |row| row.get::<_, Option<i64>>(0))
+                .map(|v| v.unwrap_or(0) as u64)
+        };
+        r.oseq = own("SELECT MAX(oseq) FROM messages WHERE origin = ?1")?
+            .max(own("SELECT MAX(oseq) FROM ops WHERE origin = ?1")?);
+        let mut st = c.prepare("SELECT name, hash FROM accounts")?;
+        r.accounts = st
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut st = c.prepare(
+            "SELECT name, topic, (SELECT MAX(seq) FROM messages m WHERE m.stream = rooms.key) FROM rooms",
+        )?;
+        r.rooms = st
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        // Conversation streams start with '@'; SQLite returns the bare columns of the row
+        // holding the MAX, which names both participants.
+        let mut st = c.prepare(
+            "SELECT stream, MAX(seq), sender, recipient FROM messages
+             WHERE stream >= '@' AND stream < 'A' GROUP BY stream",
+        )?;
+        r.dms = st
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(2)?,
+                    row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    row.get::<_, i64>(1)? as u64,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = c.prepare(&format!(
+            "SELECT i.user, m.{} FROM inbox i JOIN messages m ON m.stream = i.stream AND m.seq = i.seq
+             ORDER BY i.ts, i.stream, i.seq",
+            MSG_COLS.replace(", ", ", m.")
+        ))?;
+        r.inbox = st
+            .query_map([], |row| {
+                let user: String = row.get(0)?;
+                let msg = ChatMessage {
+                    stream: row.get(1)?,
+                    seq: row.get::<_, i64>(2)? as u64,
+                    id: row.get(3)?,
+                    from: row.get(4)?,
+                    room: row.get(5)?,
+                    to: row.get(6)?,
+                    text: row.get(7)?,
+                    ts: row.get::<_, i64>(8)? as u64,
+                };
+                Ok((user, msg))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(r)
+    }
+
+    fn append(&self, ops: &[Op]) -> Result<(), StoreError> {
+        let mut c = self.writer.lock().expect("writer lock");
+        let tx = c.transaction()?;
+        {
+            let mut put_msg = tx.prepare_cached(
+                "INSERT OR IGNORE INTO messages (stream, seq, id, sender, room, recipient, text, ts, origin, oseq, lamport)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            let mut put_op = tx.prepare_cached(
+                "INSERT OR IGNORE INTO ops (origin, oseq, lamport, body) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for op in ops {
+                let m = &op.meta;
+                if let OpBody::Message { msg, queued_for } = &op.body {
+                    put_msg.execute(params![
+                        msg.stream,
+                        msg.seq as i64,
+                        msg.id,
+                        msg.from,
+                        msg.room,
+                        msg.to,
+                        msg.text,
+                        msg.ts as i64,
+                        m.origin,
+                        m.oseq as i64,
+                        m.lamport as i64
+                    ])?;
+                    if let Some(user) = queued_for {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO inbox (user, stream, seq, ts) VALUES (?1, ?2, ?3, ?4)",
+                            params![user, msg.stream, msg.seq as i64, msg.ts as i64],
+                        )?;
+                    }
+                    continue;
+                }
+                put_op.execute(params![
+                    m.origin,
+                    m.oseq as i64,
+                    m.lamport as i64,
+                    serde_json::to_string(&op.body)?
+                ])?;
+                match &op.body {
+                    OpBody::Message { .. } => unreachable!("handled above"),
+                    OpBody::Account { name, hash, ts } => {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO accounts (key, name, hash, ts) VALUES (?1, ?2, ?3, ?4)",
+                            params![name.to_ascii_lowercase(), name, hash, *ts as i64],
+                        )?;
+                    }
+                    OpBody::Room { room, ts } => {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO rooms (key, name, ts) VALUES (?1, ?2, ?3)",
+                            params![room_key(room), room, *ts as i64],
+                        )?;
+                    }
+                    OpBody::Topic {
+                        room, topic, ts, ..
+                    } => {
+                        tx.execute(
+                            "INSERT INTO rooms (key, name, topic, ts) VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT(key) DO UPDATE SET topic = excluded.topic",
+                            params![room_key(room), room, topic, *ts as i64],
+                        )?;
+                    }
+                    OpBody::InboxDelivered { user, entries } => {
+                        let mut del = tx.prepare_cached(
+                            "DELETE FROM inbox WHERE user = ?1 AND stream = ?2 AND seq = ?3",
+                        )?;
+                        for e in entries {
+                            del.execute(params![user, e.stream, e.seq as i64])?;
+                        }
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn history(
+        &self,
+        stream: &str,
+        page: Page,
+        limit: u32,
+        floor: Millis,
+    ) -> Result<HistoryPage, StoreError> {
+        let c = self.reader()?;
+        let result = (|| {
+            let n = limit as i64 + 1;
+            let mut messages: Vec<ChatMessage> = match page {
+                Page::Before(before) => {
+                    let before = before.map_or(i64::MAX, |b| b as i64);
+                    let mut st = c.prepare_cached(&format!(
+                        "SELECT {MSG_COLS} FROM messages WHERE stream = ?1 AND seq < ?2 AND ts >= ?3
+                         ORDER BY seq DESC LIMIT ?4"
+                    ))?;
+                    let rows =
+                        st.query_map(params![stream, before, floor as i64, n], message_from_row)?;
+                    rows.collect::<Result<_, _>>()?
+                }
+                Page::After(after) => {
+                    let mut st = c.prepare_cached(&format!(
+                        "SELECT {MSG_COLS} FROM messages WHERE stream = ?1 AND seq > ?2 AND ts >= ?3
+                         ORDER BY seq ASC LIMIT ?4"
+                    ))?;
+                    let rows = st.query_map(
+                        params![stream, after as i64, floor as i64, n],
+                        message_from_row,
+                    )?;
+                    rows.collect::<Result<_, _>>()?
+                }
+            };
+            let more = messages.len() > limit as usize;
+            messages.truncate(limit as usize);
+            if matches!(page, Page::Before(_)) {
+                messages.reverse();
+            }
+            Ok::<_, StoreError>(HistoryPage { messages, more })
+        })();
+        self.give_back(c);
+        result
+    }
+}
+
+impl SqliteStore {
+    /// Whether a message id is stored (for tests and diagnostics).
+    pub fn has_message(&self, id: &str) -> Result<bool, StoreError> {
+        let c = self.reader()?;
+        let found = c
+            .query_row("SELECT 1 FROM messages WHERE id = ?1", [id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        self.give_back(c);
+        Ok(found)
+    }
+}

@@ -1,0 +1,51 @@
+//! `switchboard`: the one binary. `serve` runs a node; `chat` is the console client.
+
+mod chat;
+mod serve;
+mod tui;
+
+use clap::{Parser, Subcommand};
+
+/// Switchboard: self-hosted chat, with a directory of who is online and where.
+#[derive(Parser, Debug)]
+#[command(name = "switchboard", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node: WebSocket chat at /v1/ws, the web client at /, /healthz and /metrics.
+    Serve(serve::ServeArgs),
+    /// Chat from the console: full-screen on a terminal, line by line with --plain or a pipe.
+    Chat(chat::ChatArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => {
+            init_tracing();
+            runtime.block_on(serve::run(args))
+        }
+        Command::Chat(args) => {
+            let code = runtime.block_on(chat::run(args))?;
+            drop(runtime);
+            std::process::exit(code);
+        }
+    }
+}
+
+/// Structured logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,81 @@
+//! `switchboard serve`: flags to configuration, the listener, and the signals that stop it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use switchboard_server::Config;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on for WebSocket clients, the web page, health and metrics.
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Directory of the embedded database (created if missing).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = "./switchboard-data"
+    )]
+    data_dir: PathBuf,
+    /// This node's name (letters, digits, '_', '-', '.'); defaults to the host name.
+    #[arg(long, env = "SWITCHBOARD_NODE_NAME")]
+    node_name: Option<String>,
+    /// Most simultaneous client connections.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 18_000)]
+    max_connections: usize,
+    /// Sustained messages per second allowed from one connection.
+    #[arg(long, env = "SWITCHBOARD_RATE", default_value_t = 50)]
+    rate: u32,
+    /// Messages a connection may send in a burst above the sustained rate.
+    #[arg(long, env = "SWITCHBOARD_BURST", default_value_t = 200)]
+    burst: u32,
+    /// Seconds of silence after which a connection is dropped (pings go out at a third).
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT", default_value_t = 30)]
+    idle_timeout: u64,
+    /// Seconds a new connection has to say hello.
+    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_TIMEOUT", default_value_t = 10)]
+    handshake_timeout: u64,
+    /// Bytes queued to one connection before it is dropped as a slow consumer.
+    #[arg(long, env = "SWITCHBOARD_OUTBOX_BYTES", default_value_t = 1 << 20)]
+    outbox_bytes: usize,
+}
+
+fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    if switchboard_proto::validate_name(host).is_ok() {
+        host.to_string()
+    } else {
+        "node1".to_string()
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::new(
+        args.node_name.unwrap_or_else(default_node_name),
+        args.data_dir,
+    );
+    config.max_connections = args.max_connections;
+    config.rate_per_sec = args.rate;
+    config.burst = args.burst;
+    config.idle_timeout = Duration::from_secs(args.idle_timeout.max(3));
+    config.handshake_timeout = Duration::from_secs(args.handshake_timeout.max(1));
+    config.outbox_bytes = args.outbox_bytes;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    switchboard_server::serve(listener, config, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM with the reason clients are told.
+async fn shutdown_signal() -> String {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "the node was interrupted (SIGINT) and is stopping".to_string(),
+        _ = term.recv() => "the node was asked to stop (SIGTERM)".to_string(),
+    }
+}
