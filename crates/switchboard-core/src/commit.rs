@@ -67,15 +67,23 @@ impl Core {
                 }
                 self.ack(ack, out);
             }
-            Pending::Topic { room, frame } => {
+            Pending::Topic {
+                room,
+                frame,
+                setter,
+            } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
-                    if !r.members.is_empty() {
-                        out.push(Effect::Fanout {
-                            to: r.member_slice(),
-                            frame,
-                        });
+                    let others: Arc<[SessionId]> = r
+                        .members
+                        .keys()
+                        .copied()
+                        .filter(|s| *s != setter.0)
+                        .collect();
+                    if !others.is_empty() {
+                        out.push(Effect::Fanout { to: others, frame });
                     }
                 }
+                self.ack(Some(setter), out);
             }
             Pending::Welcome { session } => self.welcome(session, out),
         }

@@ -126,6 +126,9 @@ pub(crate) enum Pending {
     Topic {
         room: String,
         frame: Bytes,
+        /// The setter, who gets the change as the reply to its request (with its `ref`)
+        /// instead of the broadcast.
+        setter: (SessionId, Bytes),
     },
     Welcome {
         session: SessionId,

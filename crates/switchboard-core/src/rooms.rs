@@ -203,19 +203,27 @@ impl Core {
         let by = self.sessions[&session].name.clone();
         let topic = (!topic.is_empty()).then_some(topic);
         r.topic = topic.clone();
-        let frame = encode_server(&ServerMsg::Topic {
-            reff: None,
-            room: r.name.clone(),
-            topic: topic.clone(),
-            by: Some(by.clone()),
-        });
+        let change = |reff: Option<String>| {
+            encode_server(&ServerMsg::Topic {
+                reff,
+                room: r.name.clone(),
+                topic: topic.clone(),
+                by: Some(by.clone()),
+            })
+        };
+        let (frame, reply) = (change(None), change(reff));
         let body = OpBody::Topic {
             room: r.name.clone(),
             topic,
             by,
             ts: now,
         };
-        self.persist(body, Pending::Topic { room: key, frame });
+        let pending = Pending::Topic {
+            room: key,
+            frame,
+            setter: (session, reply),
+        };
+        self.persist(body, pending);
         Ok(())
     }
 

@@ -135,7 +135,8 @@ enum Frame {
 
 impl Conn {
     async fn read_loop(&mut self) -> End {
-        let hello = tokio::time::timeout(self.shared.cfg.handshake_timeout, self.next_text()).await;
+        let hello =
+            tokio::time::timeout(self.shared.cfg.handshake_timeout, self.next_text(None)).await;
         let text = match hello {
             Err(_) => {
                 return self.fail(
@@ -153,22 +154,16 @@ impl Conn {
             return End::Closing;
         }
         let outbox = self.outbox.clone();
-        let idle = self.shared.cfg.idle_timeout;
+        let idle = Some(self.shared.cfg.idle_timeout);
         loop {
             let frame = tokio::select! {
                 biased;
                 _ = outbox.closed() => return End::Closing,
-                f = tokio::time::timeout(idle, self.next_text()) => f,
+                f = self.next_text(idle) => f,
             };
             match frame {
-                Err(_) => {
-                    return self.fail(
-                        ErrorCode::IdleTimeout,
-                        "nothing heard from you for too long",
-                    )
-                }
-                Ok(Frame::End(end)) => return end,
-                Ok(Frame::Text(text)) => {
+                Frame::End(end) => return end,
+                Frame::Text(text) => {
                     if let Some(end) = self.on_text(&text).await {
                         return end;
                     }
@@ -177,10 +172,22 @@ impl Conn {
         }
     }
 
-    /// The next text frame; pings, pongs and binary frames are handled here.
-    async fn next_text(&mut self) -> Frame {
+    /// The next text frame; pings, pongs and binary frames are handled here. With `idle`,
+    /// a connection that sends no frame at all (not even a pong to the writer's pings) for
+    /// that long is closed.
+    async fn next_text(&mut self, idle: Option<Duration>) -> Frame {
         loop {
-            let msg = match self.stream.next().await {
+            let next = match idle {
+                Some(idle) => match tokio::time::timeout(idle, self.stream.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        let why = "nothing heard from you for too long";
+                        return Frame::End(self.fail(ErrorCode::IdleTimeout, why));
+                    }
+                },
+                None => self.stream.next().await,
+            };
+            let msg = match next {
                 None => return Frame::End(End::ClientClosed),
                 Some(Err(e)) => {
                     return Frame::End(match classify_ws_error(&e) {

@@ -1,0 +1,129 @@
+//! Restarts and shutdown: what is stored survives, and clients are told when the node goes.
+
+mod common;
+
+use common::*;
+use switchboard_client::{Client, ClientError, Target};
+use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
+
+#[tokio::test]
+async fn shutdown_tells_every_client_why_then_closes() {
+    let s = TestServer::start().await;
+    let mut a = s.client("a").await;
+    let mut b = s.client("b").await;
+    b.join("r").await.unwrap();
+    let stopping = tokio::spawn(s.stop("maintenance window"));
+    for c in [&mut a, &mut b] {
+        let seen = until_closed(c).await;
+        let reason = seen.iter().find_map(|m| match m {
+            ServerMsg::Shutdown { reason } => Some(reason.clone()),
+            _ => None,
+        });
+        assert_eq!(reason.as_deref(), Some("maintenance window"), "{seen:?}");
+    }
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn history_rooms_accounts_and_inboxes_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let (mut reg, _) = Client::connect_as(&s.url, "keeper", Some("pw1"))
+        .await
+        .unwrap();
+    reg.join("Archive").await.unwrap();
+    reg.request(ClientMsg::Topic {
+        room: "archive".into(),
+        topic: Some("old news".into()),
+        reff: None,
+    })
+    .await
+    .unwrap();
+    for i in 1..=30 {
+        reg.say(Target::Room("archive"), &format!("note {i}"))
+            .await
+            .unwrap();
+    }
+    let (away, _) = Client::connect_as(&s.url, "away", Some("pw2"))
+        .await
+        .unwrap();
+    away.bye().await.unwrap();
+    // Make sure "away" has left before messaging it, so the message is queued.
+    loop {
+        match reg
+            .request(ClientMsg::Whois {
+                name: "away".into(),
+                reff: None,
+            })
+            .await
+            .unwrap()
+        {
+            ServerMsg::Whois { online: false, .. } => break,
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    assert_eq!(
+        reg.say(Target::User("away"), "while you were out")
+            .await
+            .unwrap(),
+        (1, true)
+    );
+    drop(reg);
+    s.stop("restart").await;
+
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    // The account still needs its password.
+    let err = Client::connect_as(&s.url, "keeper", Some("wrong"))
+        .await
+        .map(|_| ());
+    assert!(matches!(
+        err,
+        Err(ClientError::Refused {
+            code: ErrorCode::AuthFailed,
+            ..
+        })
+    ));
+    let (mut reg, w) = Client::connect_as(&s.url, "keeper", Some("pw1"))
+        .await
+        .unwrap();
+    assert!(w.registered);
+    match reg.request(ClientMsg::Rooms { reff: None }).await.unwrap() {
+        ServerMsg::Rooms { rooms, .. } => {
+            assert_eq!(rooms.len(), 1);
+            assert_eq!(rooms[0].room, "Archive");
+            assert_eq!(rooms[0].topic.as_deref(), Some("old news"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let (page, more) = reg
+        .history(Target::Room("archive"), None, None, 100)
+        .await
+        .unwrap();
+    assert!(!more);
+    assert_eq!(page.len(), 30);
+    assert_eq!(page[29].text, "note 30");
+    // New messages continue the sequence rather than reuse numbers.
+    reg.join("archive").await.unwrap();
+    assert_eq!(
+        reg.say(Target::Room("archive"), "after restart")
+            .await
+            .unwrap()
+            .0,
+        31
+    );
+    // The queued direct message is delivered at sign-in, once.
+    let (mut away, w) = Client::connect_as(&s.url, "away", Some("pw2"))
+        .await
+        .unwrap();
+    assert_eq!(w.dms[0].last_seq, 1);
+    assert_eq!(next_message(&mut away).await.text, "while you were out");
+    // Message ids stay unique across the restart.
+    let (page, _) = reg
+        .history(Target::Room("archive"), None, None, 100)
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = page.iter().map(|m| m.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 31);
+}
