@@ -34,7 +34,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Chat(args) => {
             let code = runtime.block_on(chat::run(args))?;
-            drop(runtime);
+            // Exit without dropping the runtime: its stdin reader sits in a blocking read
+            // that would hold the process open until the next line of input.
             std::process::exit(code);
         }
     }
