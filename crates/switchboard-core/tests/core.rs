@@ -1,0 +1,297 @@
+//! The sans-IO core driven directly: no sockets, no disk, every step visible.
+
+use std::collections::HashMap;
+
+use switchboard_core::{Auth, Config, Core, Effect, OpBody, Restore, SessionId};
+use switchboard_proto::server::Limits;
+use switchboard_proto::{decode_server, ClientMsg, ErrorCode, ServerMsg};
+
+fn core_with(restore: Restore) -> Core {
+    Core::new(
+        Config {
+            node: "n1".into(),
+            inbox_cap: 3,
+            limits: Limits {
+                max_frame_bytes: 65536,
+                max_text_bytes: 16384,
+                rate_per_sec: 10,
+                burst: 10,
+            },
+        },
+        restore,
+    )
+}
+
+/// Decoded frames per session.
+fn frames(effects: &[Effect]) -> HashMap<SessionId, Vec<ServerMsg>> {
+    let mut out: HashMap<SessionId, Vec<ServerMsg>> = HashMap::new();
+    for e in effects {
+        match e {
+            Effect::Send { to, frame } => out
+                .entry(*to)
+                .or_default()
+                .push(decode_server(std::str::from_utf8(frame).unwrap()).unwrap()),
+            Effect::Fanout { to, frame } => {
+                for s in to.iter() {
+                    out.entry(*s)
+                        .or_default()
+                        .push(decode_server(std::str::from_utf8(frame).unwrap()).unwrap());
+                }
+            }
+            Effect::Close { session, code, .. } => {
+                out.entry(*session).or_default().push(ServerMsg::Error {
+                    code: *code,
+                    message: "closed".into(),
+                    reff: None,
+                })
+            }
+        }
+    }
+    out
+}
+
+fn hello(core: &mut Core, s: SessionId, name: &str, auth: Auth) -> Vec<Effect> {
+    let mut out = Vec::new();
+    core.hello(s, name, auth, 1_000, &mut out);
+    out
+}
+
+fn handle(core: &mut Core, s: SessionId, msg: ClientMsg) -> Vec<Effect> {
+    let mut out = Vec::new();
+    core.handle(s, msg, 2_000, &mut out);
+    out
+}
+
+/// Writes every waiting op, as the store writer would, and returns the released effects.
+fn commit_all(core: &mut Core) -> Vec<Effect> {
+    let ops = core.take_ops();
+    let mut out = Vec::new();
+    if let Some(last) = ops.last() {
+        core.committed(last.meta.oseq, &mut out);
+    }
+    out
+}
+
+fn send_room(room: &str, text: &str) -> ClientMsg {
+    ClientMsg::Send {
+        room: Some(room.into()),
+        to: None,
+        text: text.into(),
+        reff: Some("r".into()),
+    }
+}
+
+#[test]
+fn nothing_is_delivered_or_acknowledged_before_it_is_durable() {
+    let mut core = core_with(Restore::default());
+    hello(&mut core, 1, "a", Auth::Guest);
+    hello(&mut core, 2, "b", Auth::Guest);
+    handle(
+        &mut core,
+        1,
+        ClientMsg::Join {
+            room: "r".into(),
+            reff: None,
+        },
+    );
+    handle(
+        &mut core,
+        2,
+        ClientMsg::Join {
+            room: "r".into(),
+            reff: None,
+        },
+    );
+    commit_all(&mut core);
+    let out = handle(&mut core, 1, send_room("r", "hi"));
+    assert!(out.is_empty(), "no frame before the disk: {out:?}");
+    let ops = core.take_ops();
+    assert_eq!(ops.len(), 1);
+    assert!(
+        matches!(&ops[0].body, OpBody::Message { msg, .. } if msg.seq == 1 && msg.text == "hi")
+    );
+    let mut out = Vec::new();
+    core.committed(ops[0].meta.oseq, &mut out);
+    let f = frames(&out);
+    assert!(
+        matches!(&f[&1][..], [ServerMsg::Message(m), ServerMsg::Ack { seq: 1, .. }] if m.text == "hi")
+    );
+    assert!(matches!(&f[&2][..], [ServerMsg::Message(m)] if m.seq == 1));
+}
+
+#[test]
+fn a_member_who_joins_while_a_message_is_in_flight_gets_it_live() {
+    let mut core = core_with(Restore::default());
+    hello(&mut core, 1, "a", Auth::Guest);
+    hello(&mut core, 2, "b", Auth::Guest);
+    handle(
+        &mut core,
+        1,
+        ClientMsg::Join {
+            room: "r".into(),
+            reff: None,
+        },
+    );
+    commit_all(&mut core);
+    handle(&mut core, 1, send_room("r", "in flight"));
+    // b joins before the message is durable: its joined.seq does not cover it...
+    let f = frames(&handle(
+        &mut core,
+        2,
+        ClientMsg::Join {
+            room: "r".into(),
+            reff: None,
+        },
+    ));
+    assert!(matches!(&f[&2][..], [ServerMsg::Joined { seq: 0, .. }]));
+    // ...so it arrives live: no gap between history (up to 0) and live (from 1).
+    let f = frames(&commit_all(&mut core));
+    assert!(matches!(&f[&2][..], [ServerMsg::Message(m)] if m.seq == 1));
+}
+
+#[test]
+fn a_registration_holds_the_name_and_welcomes_only_once_durable() {
+    let mut core = core_with(Restore::default());
+    let out = hello(&mut core, 1, "Reg", Auth::Register("$argon2id$h".into()));
+    assert!(out.is_empty());
+    let f = frames(&hello(&mut core, 2, "reg", Auth::Guest));
+    assert!(matches!(
+        &f[&2][..],
+        [ServerMsg::Error {
+            code: ErrorCode::AuthFailed,
+            ..
+        }]
+    ));
+    let f = frames(&commit_all(&mut core));
+    assert!(matches!(
+        &f[&1][..],
+        [ServerMsg::Welcome {
+            registered: true,
+            ..
+        }]
+    ));
+    assert_eq!(core.account_hash("REG").as_deref(), Some("$argon2id$h"));
+}
+
+#[test]
+fn offline_inbox_delivers_once_whether_sign_in_comes_before_or_after_the_disk() {
+    let mut core = core_with(Restore {
+        accounts: vec![("bob".into(), "h".into())],
+        ..Restore::default()
+    });
+    hello(&mut core, 1, "alice", Auth::Guest);
+    let dm = |t: &str| ClientMsg::Send {
+        room: None,
+        to: Some("bob".into()),
+        text: t.into(),
+        reff: None,
+    };
+    handle(&mut core, 1, dm("durable first"));
+    let f = frames(&commit_all(&mut core));
+    assert!(matches!(
+        &f[&1][..],
+        [ServerMsg::Message(_), ServerMsg::Ack { queued: true, .. }]
+    ));
+    handle(&mut core, 1, dm("in flight"));
+    assert_eq!(core.inbox_len("bob"), 2);
+    // bob signs in while the second message is not yet on disk.
+    let f = frames(&hello(&mut core, 2, "bob", Auth::Verified));
+    let texts: Vec<&str> = f[&2]
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Message(m) => Some(m.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["durable first"]);
+    let f = frames(&commit_all(&mut core));
+    assert!(matches!(&f[&2][..], [ServerMsg::Message(m)] if m.text == "in flight"));
+    assert_eq!(core.inbox_len("bob"), 0);
+    // Both deliveries are recorded, so a restart does not deliver them again.
+    let ops = core.take_ops();
+    let delivered: usize = ops
+        .iter()
+        .map(|o| match &o.body {
+            OpBody::InboxDelivered { entries, .. } => entries.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(
+        delivered + 1,
+        2,
+        "one delivery was recorded earlier: {ops:?}"
+    );
+}
+
+#[test]
+fn a_full_inbox_refuses_instead_of_growing() {
+    let mut core = core_with(Restore {
+        accounts: vec![("bob".into(), "h".into())],
+        ..Restore::default()
+    });
+    hello(&mut core, 1, "alice", Auth::Guest);
+    for i in 0..3 {
+        let msg = ClientMsg::Send {
+            room: None,
+            to: Some("bob".into()),
+            text: format!("{i}"),
+            reff: None,
+        };
+        handle(&mut core, 1, msg);
+    }
+    let msg = ClientMsg::Send {
+        room: None,
+        to: Some("bob".into()),
+        text: "one too many".into(),
+        reff: None,
+    };
+    let f = frames(&handle(&mut core, 1, msg));
+    assert!(matches!(
+        &f[&1][..],
+        [ServerMsg::Error {
+            code: ErrorCode::InboxFull,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn clocks_and_sequence_numbers_continue_after_a_restart() {
+    let mut core = core_with(Restore {
+        clock: 41,
+        oseq: 7,
+        rooms: vec![("r".into(), None, 12)],
+        ..Restore::default()
+    });
+    hello(&mut core, 1, "a", Auth::Guest);
+    let f = frames(&handle(
+        &mut core,
+        1,
+        ClientMsg::Join {
+            room: "R".into(),
+            reff: None,
+        },
+    ));
+    assert!(matches!(&f[&1][..], [ServerMsg::Joined { seq: 12, .. }]));
+    handle(&mut core, 1, send_room("r", "next"));
+    let ops = core.take_ops();
+    assert_eq!((ops[0].meta.oseq, ops[0].meta.lamport), (8, 42));
+    assert!(
+        matches!(&ops[0].body, OpBody::Message { msg, .. } if msg.seq == 13 && msg.id == "n1-8")
+    );
+}
+
+#[test]
+fn requests_before_hello_are_refused() {
+    let mut core = core_with(Restore::default());
+    let f = frames(&handle(
+        &mut core,
+        9,
+        ClientMsg::Rooms {
+            reff: Some("x".into()),
+        },
+    ));
+    assert!(
+        matches!(&f[&9][..], [ServerMsg::Error { code: ErrorCode::NotReady, reff: Some(r), .. }] if r == "x")
+    );
+}
