@@ -1,0 +1,95 @@
+// Two people in two browsers: they chat in a room and in private, and each sees the other's
+// messages under the right name.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import {
+  Node,
+  closePage,
+  joinRoom,
+  launchBrowser,
+  paneMessages,
+  say,
+  screenshot,
+  signIn,
+  visibleText,
+  waitForMessage,
+} from './lib.mjs';
+
+let node;
+let browser;
+
+before(async () => {
+  node = await Node.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await node?.stop();
+});
+
+test('two browser users chat in a room and in private', async () => {
+  const alice = await signIn(browser, node, 'alice');
+  const bob = await signIn(browser, node, 'bob');
+
+  await joinRoom(alice, 'general');
+  await joinRoom(bob, 'general');
+  // Alice sees Bob arrive in the room's member count.
+  await alice.waitForFunction(() => document.querySelector('[data-testid=conv-members]').textContent === '2 members');
+
+  await say(alice, 'Hi Bob, welcome to #general!');
+  await waitForMessage(bob, 'Hi Bob, welcome to #general!', 'alice');
+  await say(bob, 'Thanks Alice. Multi-line\nmessages work too.');
+  await waitForMessage(alice, 'Thanks Alice. Multi-line\nmessages work too.', 'bob');
+  await waitForMessage(bob, 'Thanks Alice. Multi-line\nmessages work too.', 'bob');
+
+  // Each sees both messages, in order, with the senders' names and a time.
+  for (const page of [alice, bob]) {
+    const msgs = await paneMessages(page);
+    assert.deepEqual(
+      msgs.map((m) => [m.from, m.text]),
+      [
+        ['alice', 'Hi Bob, welcome to #general!'],
+        ['bob', 'Thanks Alice. Multi-line\nmessages work too.'],
+      ],
+    );
+    const text = await visibleText(page);
+    assert.match(text, /alice\s+\d\d:\d\d/);
+    assert.match(text, /bob\s+\d\d:\d\d/);
+    assert.match(text, /Today/);
+  }
+
+  // Who is online lists both; Bob opens a private conversation by clicking Alice.
+  await bob.waitForSelector('[data-testid=online-list] [data-testid=person][data-name=alice]');
+  await bob.click('[data-testid=online-list] [data-testid=person][data-name=alice]');
+  await bob.waitForFunction(() => document.querySelector('[data-testid=conv-title]').textContent === 'alice');
+  await say(bob, 'psst, this one is just for you');
+  await waitForMessage(bob, 'psst, this one is just for you', 'bob');
+
+  // Alice is in #general: the conversation shows up with an unread count.
+  await alice.waitForSelector('[data-testid=dm-list] [data-conv="@alice:bob"] [data-testid=unread]');
+  assert.equal(await alice.textContent('[data-testid=dm-list] [data-conv="@alice:bob"] [data-testid=unread]'), '1');
+  await screenshot(alice, 'chat-unread');
+  await alice.click('[data-testid=dm-list] [data-conv="@alice:bob"]');
+  await waitForMessage(alice, 'psst, this one is just for you', 'bob');
+  assert.equal(await alice.$('[data-testid=dm-list] [data-conv="@alice:bob"] [data-testid=unread]'), null);
+  await say(alice, 'got it 👍');
+  await waitForMessage(bob, 'got it 👍', 'alice');
+
+  // The private messages stayed out of the room.
+  await bob.click('[data-testid=room-list] [data-conv="#general"]');
+  await waitForMessage(bob, 'Hi Bob, welcome to #general!', 'alice');
+  const roomTexts = (await paneMessages(bob)).map((m) => m.text);
+  assert.ok(!roomTexts.includes('psst, this one is just for you'));
+
+  await bob.click('[data-testid=dm-list] [data-conv="@alice:bob"]');
+  await waitForMessage(bob, 'got it 👍', 'alice');
+  const file = await screenshot(bob, 'chat-dm');
+  assert.ok(file.endsWith('chat-dm.png'));
+  assert.match(await visibleText(bob), /psst, this one is just for you[\s\S]*got it 👍/);
+
+  await closePage(alice);
+  await closePage(bob);
+});

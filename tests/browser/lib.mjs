@@ -1,0 +1,272 @@
+// Helpers of the browser tests: a Switchboard node per test on a free port, Debian's Chromium
+// driven by playwright-core, console clients in plain mode, and screenshots that are checked.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = process.env.SWITCHBOARD_BIN || path.join(ROOT, 'target/debug/switchboard');
+export const ARTIFACTS = path.join(ROOT, 'test-artifacts');
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** How long a wait on the page or a console client may take before the test fails. */
+export const WAIT_MS = 20000;
+
+/** Every child process started here, so that none outlives the tests. */
+const children = new Set();
+process.on('exit', () => {
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** A port nobody listens on: bind port 0, read what the kernel chose, let it go. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tmpDir(prefix = 'switchboard-web-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` (async, returns truthy when done) every 50 ms, up to `timeout`. */
+export async function until(check, what, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** A node run as `switchboard serve`, on one port and data directory across restarts. */
+export class Node {
+  constructor({ port, dataDir }) {
+    this.port = port;
+    this.dataDir = dataDir;
+    this.proc = null;
+    this.log = [];
+  }
+
+  static async start() {
+    const node = new Node({ port: await freePort(), dataDir: tmpDir() });
+    await node.start();
+    return node;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}/`;
+  }
+
+  get wsUrl() {
+    return `ws://127.0.0.1:${this.port}`;
+  }
+
+  async start() {
+    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--node-name', 'web1'];
+    const proc = track(spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } }));
+    this.proc = proc;
+    readline.createInterface({ input: proc.stderr }).on('line', (l) => {
+      this.log.push(l);
+      if (this.log.length > 200) this.log.shift();
+    });
+    let exited = null;
+    proc.once('exit', (code, signal) => {
+      exited = { code, signal };
+    });
+    await until(async () => {
+      if (exited) throw new Error(`the node exited (${JSON.stringify(exited)}): ${this.log.join('\n')}`);
+      try {
+        const r = await fetch(`${this.url}healthz`);
+        return r.ok;
+      } catch {
+        return false;
+      }
+    }, `the node on port ${this.port} to be healthy`);
+  }
+
+  /** Stops the node with SIGTERM (it tells clients why) and waits for it to exit. */
+  async stop(signal = 'SIGTERM') {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill(signal);
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 15000);
+    await exited;
+    clearTimeout(timer);
+    this.proc = null;
+  }
+}
+
+/** `switchboard chat --plain`: lines in on stdin, one line per event out on stdout. */
+export class ConsoleClient {
+  constructor(node, name) {
+    this.name = name;
+    this.lines = [];
+    this.proc = track(
+      spawn(BIN, ['chat', '--plain', '--server', node.wsUrl, '--name', name], { stdio: ['pipe', 'pipe', 'pipe'] }),
+    );
+    readline.createInterface({ input: this.proc.stdout }).on('line', (l) => this.lines.push(l));
+    this.proc.stderr.on('data', () => {});
+    this.exited = new Promise((r) => this.proc.once('exit', r));
+  }
+
+  send(line) {
+    this.proc.stdin.write(`${line}\n`);
+  }
+
+  /** Waits for an output line equal to `want` (string) or accepted by it (function). */
+  waitForLine(want, timeout = WAIT_MS) {
+    const ok = typeof want === 'function' ? want : (l) => l === want;
+    return until(() => this.lines.find(ok), `console ${this.name} to print ${want}\n--- it printed:\n${this.lines.join('\n')}`, timeout);
+  }
+
+  count(line) {
+    return this.lines.filter((l) => l === line).length;
+  }
+
+  /** Ends stdin (the client says goodbye once its replies are in) and waits for the exit. */
+  async close() {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.stdin.end();
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Debian's Chromium, headless, with a fresh profile (playwright makes a new user data dir). */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** A new browser profile with the page open; page errors fail the test at its end. */
+export async function openPage(browser, node, { viewport = { width: 1200, height: 760 } } = {}) {
+  const context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId: 'UTC' });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') page.errors.push(m.text());
+  });
+  page.setDefaultTimeout(WAIT_MS);
+  await page.goto(node.url);
+  return page;
+}
+
+/** Opens the page and signs in; returns the page once the chat is shown. */
+export async function signIn(browser, node, name, { password, viewport } = {}) {
+  const page = await openPage(browser, node, { viewport });
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  if (password) await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForSelector('[data-testid=app]:not([hidden])');
+  await page.waitForFunction((n) => document.querySelector('[data-testid=me-name]').textContent === n, name);
+  return page;
+}
+
+/** Joins (or creates) a room from the sidebar and waits for it to be shown. */
+export async function joinRoom(page, room) {
+  await page.getByLabel('Join or create a room').fill(room);
+  await page.getByLabel('Join or create a room').press('Enter');
+  await page.waitForFunction((r) => document.querySelector('[data-testid=conv-title]').textContent === `#${r}`, room);
+}
+
+/** Types a message and sends it with Enter. */
+export async function say(page, text) {
+  const box = page.getByTestId('composer-input');
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+/** Waits until the message pane shows a message with this text (and sender, if given). */
+export async function waitForMessage(page, text, from) {
+  await page.waitForFunction(
+    ([t, f]) =>
+      [...document.querySelectorAll('[data-testid=message-list] [data-testid=message]')].some(
+        (m) => m.querySelector('[data-testid=message-text]').textContent === t && (!f || m.dataset.from === f),
+      ),
+    [text, from],
+  );
+}
+
+/** The texts of the messages in the pane, top to bottom. */
+export function paneTexts(page) {
+  return page.$$eval('[data-testid=message-list] [data-testid=message-text]', (els) => els.map((e) => e.textContent));
+}
+
+/** The pane's messages as {from, text, seq}. */
+export function paneMessages(page) {
+  return page.$$eval('[data-testid=message-list] [data-testid=message]', (els) =>
+    els.map((e) => ({
+      from: e.dataset.from,
+      seq: Number(e.dataset.seq),
+      stream: e.dataset.stream,
+      text: e.querySelector('[data-testid=message-text]').textContent,
+    })),
+  );
+}
+
+/** Takes a screenshot under test-artifacts/ and checks it is a real picture of the page. */
+export async function screenshot(page, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  const head = fs.readFileSync(file).subarray(0, 8);
+  assert.deepEqual([...head], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${file} is not a PNG`);
+  assert.ok(fs.statSync(file).size > 5000, `${file} is suspiciously small`);
+  return file;
+}
+
+/** Text visible in the page (for "the user sees ..." checks). */
+export function visibleText(page) {
+  return page.evaluate(() => document.body.innerText);
+}
+
+/** Closes a page's context and checks that the page raised no script error. */
+export async function closePage(page) {
+  const errors = page.errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e));
+  await page.context().close();
+  assert.deepEqual(errors, [], 'the page logged errors');
+}

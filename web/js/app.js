@@ -1,0 +1,737 @@
+// Wiring: the sign-in form, the sidebar, the message pane and the composer, on top of the
+// protocol client (protocol.js), the page's state (state.js) and the views (views.js).
+// After a reconnect it rejoins every room and fetches exactly what was missed; see resume().
+
+import { Connection } from './protocol.js';
+import { ChatState, roomKey, sameName, dmKey } from './state.js';
+import {
+  Announcer,
+  Banner,
+  MessagePane,
+  renderConvList,
+  renderHeader,
+  renderOnline,
+  showError,
+} from './views.js';
+
+/** Messages per page when opening a conversation or scrolling back. */
+const HISTORY_PAGE = 50;
+/** Messages per page when catching up after a reconnect. */
+const CATCH_UP_PAGE = 200;
+/** Scrolling within this many pixels of the top loads older messages. */
+const LOAD_OLDER_AT_PX = 120;
+/** How often the list of who is online is refreshed, besides presence events. */
+const WHO_EVERY_MS = 20000;
+
+const $ = (id) => document.getElementById(id);
+
+const ui = {
+  signin: $('signin'),
+  signinForm: $('signin-form'),
+  signinName: $('signin-name'),
+  signinPassword: $('signin-password'),
+  signinError: $('signin-error'),
+  signinSubmit: $('signin-submit'),
+  app: $('app'),
+  meName: $('me-name'),
+  connDot: $('conn-dot'),
+  signout: $('signout'),
+  sidebar: $('sidebar'),
+  sidebarToggle: $('sidebar-toggle'),
+  scrim: $('scrim'),
+  roomList: $('room-list'),
+  dmList: $('dm-list'),
+  joinForm: $('join-form'),
+  joinInput: $('join-input'),
+  dmForm: $('dm-form'),
+  dmInput: $('dm-input'),
+  sidebarError: $('sidebar-error'),
+  onlineList: $('online-list'),
+  onlineCount: $('online-count'),
+  title: $('conv-title'),
+  topic: $('conv-topic'),
+  members: $('conv-members'),
+  leave: $('leave-button'),
+  messages: $('messages'),
+  messageList: $('message-list'),
+  loadOlder: $('load-older'),
+  jump: $('jump-latest'),
+  emptyState: $('empty-state'),
+  joinGeneral: $('join-general'),
+  composerForm: $('composer'),
+  composer: $('composer-input'),
+  composerLabel: $('composer-label'),
+  send: $('composer-send'),
+  composerError: $('composer-error'),
+};
+
+const state = new ChatState();
+const pane = new MessagePane({
+  scroller: ui.messages,
+  list: ui.messageList,
+  loadOlder: ui.loadOlder,
+  jump: ui.jump,
+  emptyState: ui.emptyState,
+});
+const announcer = new Announcer($('announcer'));
+const banner = new Banner({ root: $('banner'), text: $('banner-text'), dismiss: $('banner-dismiss') });
+
+/** The live connection, or null when signed out. */
+let conn = null;
+let whoTimer = null;
+let whoSoon = null;
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+const HINTS = {
+  name_in_use: 'Someone is using this name right now: pick another one.',
+  auth_failed: 'This name is registered: give its password, or pick another name.',
+  invalid_name: 'A name is 1 to 32 letters, digits, “_”, “-” or “.”.',
+  invalid_room: 'A room name is 1 to 64 letters, digits, “_”, “-” or “.”.',
+  unreachable: 'Is the server running? Try again in a moment.',
+  too_large: 'That is longer than the server allows.',
+};
+
+/** An error with a hint for the user, when there is one for its code. */
+function withHint(err) {
+  return { code: err.code || 'error', message: err.message || String(err), hint: HINTS[err.code] };
+}
+
+function store(key, value) {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    // Private mode or storage full: remembering is a convenience only.
+  }
+}
+
+function load(key, fallback) {
+  try {
+    const v = localStorage.getItem(key);
+    return v === null ? fallback : JSON.parse(v);
+  } catch {
+    return fallback;
+  }
+}
+
+const roomsKey = () => `switchboard.rooms.${state.me.toLowerCase()}`;
+
+/** Remembers the rooms joined, to rejoin them at the next sign-in with this name. */
+function rememberRooms() {
+  store(roomsKey(), state.rooms().filter((c) => c.joined).map((c) => c.name));
+}
+
+/** Where a history or send request goes for a conversation. */
+function target(conv) {
+  return conv.kind === 'room' ? { room: conv.name } : { with: conv.name };
+}
+
+function isMobile() {
+  return window.matchMedia('(max-width: 700px)').matches;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+function renderSidebar() {
+  renderConvList(ui.roomList, state.rooms(), state.active, openConv);
+  renderConvList(ui.dmList, state.dms(), state.active, openConv);
+  const n = state.totalUnread();
+  document.title = n ? `(${n}) Switchboard` : 'Switchboard';
+}
+
+function renderPeople() {
+  renderOnline(ui.onlineList, ui.onlineCount, state.online, state.me, (name) => openDm(name));
+}
+
+function renderActiveHeader() {
+  renderHeader(
+    {
+      title: ui.title,
+      topic: ui.topic,
+      members: ui.members,
+      leave: ui.leave,
+      composerLabel: ui.composerLabel,
+      composer: ui.composer,
+      send: ui.send,
+    },
+    state.activeConv,
+  );
+}
+
+function setSidebarOpen(open) {
+  document.body.classList.toggle('sidebar-open', open);
+  ui.sidebarToggle.setAttribute('aria-expanded', String(open));
+  ui.scrim.hidden = !open;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversations
+
+/** Shows a conversation. */
+function openConv(key, { focus = true } = {}) {
+  const conv = state.activate(key);
+  pane.me = state.me;
+  pane.show(conv);
+  renderActiveHeader();
+  renderSidebar();
+  showError(ui.composerError, null);
+  if (isMobile()) setSidebarOpen(false);
+  if (conv && focus) ui.composer.focus();
+  if (conv && !conv.loaded && !conv.loading && (conv.kind === 'dm' || conv.joined)) {
+    loadLatest(conv);
+  } else if (conv) {
+    fillPane(conv);
+  }
+}
+
+/** Shows some other conversation, or the empty state, after the current one went away. */
+function openSomething() {
+  const next = state.rooms()[0] || state.dms()[0];
+  if (next) openConv(next.key, { focus: false });
+  else {
+    state.active = null;
+    pane.show(null);
+    renderActiveHeader();
+    renderSidebar();
+  }
+}
+
+/** Applies a `joined` reply: membership, members and topic. */
+function applyJoined(j) {
+  const conv = state.room(j.room);
+  conv.joined = true;
+  conv.setMembers(j.members || []);
+  conv.topic = j.topic ?? null;
+  if (conv.key === state.active) renderActiveHeader();
+  return conv;
+}
+
+async function joinRoom(name, { activate = true } = {}) {
+  const room = name.trim().replace(/^#/, '');
+  const j = await conn.request({ type: 'join', room });
+  const conv = applyJoined(j);
+  rememberRooms();
+  if (activate) openConv(conv.key);
+  else renderSidebar();
+  if (!conv.loaded && !conv.loading) await loadLatest(conv);
+  return conv;
+}
+
+async function leaveRoom(conv) {
+  await conn.request({ type: 'leave', room: conv.name });
+  conv.joined = false;
+  state.remove(conv.key);
+  rememberRooms();
+  announcer.say(`You left #${conv.name}`);
+  openSomething();
+}
+
+/** Opens the conversation with a person, after checking that the name exists. */
+async function openDm(name) {
+  const who = name.trim().replace(/^@/, '');
+  if (!who) return null;
+  if (sameName(who, state.me)) {
+    throw Object.assign(new Error('that is you: pick someone else'), { code: 'bad_request' });
+  }
+  const existing = state.convs.get(dmKey(state.me, who));
+  if (existing) {
+    openConv(existing.key);
+    return existing;
+  }
+  // `whois` answers not_found for a name nobody holds: say so before the user types a word.
+  const info = await conn.request({ type: 'whois', name: who });
+  const conv = state.dm(info.name || who);
+  openConv(conv.key);
+  return conv;
+}
+
+/** Fetches the newest page of a conversation (so the pane is not empty). */
+async function loadLatest(conv) {
+  conv.loading = true;
+  try {
+    const h = await conn.request({ type: 'history', ...target(conv), limit: HISTORY_PAGE });
+    const res = state.addMessages(conv, h.messages);
+    conv.loaded = true;
+    conv.hasOlder = h.more;
+    if (conv.key === state.active) {
+      if (res.added.length) pane.update(conv, res);
+      else pane.render(conv);
+      pane.setHasOlder(conv);
+      fillPane(conv);
+    }
+    renderSidebar();
+  } catch (err) {
+    if (conv.key === state.active) showError(ui.composerError, withHint(err));
+  } finally {
+    conv.loading = false;
+  }
+}
+
+/** Fetches the page before the oldest message shown, keeping the scroll position. */
+async function loadOlder(conv) {
+  if (!conv || !conv.hasOlder || conv.loadingOlder || !conv.messages.length || !conn || !conn.ready) return;
+  conv.loadingOlder = true;
+  ui.loadOlder.textContent = 'Loading older messages…';
+  ui.messages.setAttribute('aria-busy', 'true');
+  try {
+    const h = await conn.request({
+      type: 'history',
+      ...target(conv),
+      before: conv.oldestSeq,
+      limit: HISTORY_PAGE,
+    });
+    const res = state.addMessages(conv, h.messages);
+    conv.hasOlder = h.more;
+    pane.update(conv, { ...res, older: true });
+    pane.setHasOlder(conv);
+  } catch (err) {
+    if (conv.key === state.active) showError(ui.composerError, withHint(err));
+  } finally {
+    conv.loadingOlder = false;
+    ui.loadOlder.textContent = 'Load older messages';
+    ui.messages.removeAttribute('aria-busy');
+  }
+  fillPane(conv);
+}
+
+/** Loads older pages while the pane is too short to scroll (so scrolling up can load more). */
+function fillPane(conv) {
+  if (conv.key !== state.active || !conv.hasOlder) return;
+  const s = ui.messages;
+  if (s.scrollHeight <= s.clientHeight + LOAD_OLDER_AT_PX) loadOlder(conv);
+}
+
+/** Everything in a stream after `since`, up to and including `upto`, in order. */
+async function catchUp(tgt, since, upto) {
+  const out = [];
+  let cursor = since;
+  while (cursor < upto) {
+    const h = await conn.request({ type: 'history', ...tgt, after: cursor, limit: CATCH_UP_PAGE });
+    if (!h.messages.length) break;
+    out.push(...h.messages.filter((m) => m.seq <= upto));
+    cursor = h.messages[h.messages.length - 1].seq;
+    if (!h.more) break;
+  }
+  return out;
+}
+
+/** Adds messages that arrived live or were caught up, and shows them. */
+function deliver(conv, msgs, { live }) {
+  const res = state.addMessages(conv, msgs, { countUnread: true, pageVisible: !document.hidden });
+  if (!res.added.length) return;
+  if (conv.key === state.active) pane.update(conv, res);
+  if (live) {
+    for (const m of res.added) {
+      if (!sameName(m.from, state.me)) {
+        const text = m.text.length > 140 ? `${m.text.slice(0, 140)}…` : m.text;
+        announcer.say(`${m.from} in ${conv.label}: ${text}`);
+      }
+    }
+  }
+  renderSidebar();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events from the node
+
+function onFrame(msg) {
+  switch (msg.type) {
+    case 'message': {
+      const conv = state.convFor(msg);
+      deliver(conv, [msg], { live: true });
+      // A conversation someone else started: fetch what came before, for context.
+      if (conv.kind === 'dm' && !conv.loaded && !conv.loading) loadLatest(conv);
+      break;
+    }
+    case 'presence': {
+      const conv = state.convs.get(roomKey(msg.room));
+      if (conv) {
+        if (msg.event === 'join') conv.addMember(msg.name);
+        else conv.removeMember(msg.name);
+        if (conv.key === state.active) renderActiveHeader();
+      }
+      scheduleWho();
+      break;
+    }
+    case 'topic': {
+      const conv = state.convs.get(roomKey(msg.room));
+      if (conv) {
+        conv.topic = msg.topic ?? null;
+        if (conv.key === state.active) renderActiveHeader();
+        if (msg.by) announcer.say(`${msg.by} set the topic of #${conv.name}: ${msg.topic || '(none)'}`);
+      }
+      break;
+    }
+    case 'shutdown': {
+      const text = `Server shutting down: ${msg.reason}`;
+      banner.setNotice(text);
+      announcer.say(text);
+      break;
+    }
+    case 'error':
+      // Errors without a ref: rate limiting, or the reason the node is about to close.
+      showError(ui.composerError, withHint(msg));
+      break;
+    default:
+      break;
+  }
+}
+
+function onWelcome({ welcome, resumed }) {
+  state.me = welcome.name;
+  state.registered = welcome.registered;
+  state.node = welcome.node;
+  state.limits = welcome.limits;
+  pane.me = state.me;
+  ui.meName.textContent = welcome.name;
+  ui.meName.title = `${welcome.registered ? 'Registered' : 'Guest'} on node ${welcome.node}`;
+  ui.connDot.classList.add('online');
+  clearInterval(whoTimer);
+  whoTimer = setInterval(refreshWho, WHO_EVERY_MS);
+  if (resumed) {
+    banner.setStatus('ok', 'Reconnected.');
+    resume(welcome);
+  } else {
+    firstSignIn(welcome);
+  }
+  refreshWho();
+}
+
+function firstSignIn(welcome) {
+  ui.signin.hidden = true;
+  ui.app.hidden = false;
+  store('switchboard.name', welcome.name);
+  // A registered user sees their conversations again (loaded when opened).
+  for (const dm of welcome.dms || []) state.dm(dm.with);
+  renderSidebar();
+  renderActiveHeader();
+  pane.show(null);
+  const rooms = load(roomsKey(), []);
+  if (Array.isArray(rooms) && rooms.length) {
+    rooms.forEach((room, i) => {
+      joinRoom(String(room), { activate: i === 0 }).catch((err) => showError(ui.sidebarError, withHint(err)));
+    });
+  } else {
+    ui.joinInput.focus();
+  }
+}
+
+/**
+ * After a reconnect: rejoin every room and fetch exactly what was missed. `joined.seq` (S) is
+ * the last message already in the room when the join took effect: what came after our cursor up
+ * to S is fetched from history, and everything after S arrives live. Messages are kept by
+ * (stream, seq), so one seen both ways is shown once. Direct conversations that moved on (from
+ * `welcome.dms`, for registered users) are caught up from their cursors the same way.
+ */
+async function resume(welcome) {
+  // Cursors are read now, before any frame of the new session is handled.
+  const rooms = state.rooms().filter((c) => c.joined).map((c) => ({ conv: c, since: c.lastSeq, loaded: c.loaded }));
+  const dms = new Map(state.dms().map((c) => [c.key, { conv: c, since: c.lastSeq, loaded: c.loaded }]));
+  const active = state.activeConv;
+  await Promise.all(
+    rooms.map(async ({ conv, since, loaded }) => {
+      try {
+        const j = await conn.request({ type: 'join', room: conv.name });
+        applyJoined(j);
+        if (!loaded) {
+          await loadLatest(conv);
+          return;
+        }
+        const missed = await catchUp({ room: conv.name }, since, j.seq);
+        deliver(conv, missed, { live: false });
+      } catch (err) {
+        showError(ui.sidebarError, withHint(err));
+      }
+    }),
+  );
+  for (const info of welcome.dms || []) {
+    const known = dms.get(info.stream);
+    if (!known) {
+      // A conversation started while we were away (its messages may also come live).
+      state.dm(info.with);
+      continue;
+    }
+    if (!known.loaded || info.last_seq <= known.since) continue;
+    try {
+      const missed = await catchUp({ with: known.conv.name }, known.since, info.last_seq);
+      deliver(known.conv, missed, { live: false });
+    } catch (err) {
+      showError(ui.sidebarError, withHint(err));
+    }
+  }
+  // An open conversation that had not loaded yet (the connection dropped first).
+  if (active && !active.loaded && !active.loading && (active.kind === 'dm' || active.joined)) loadLatest(active);
+  renderSidebar();
+}
+
+async function refreshWho() {
+  if (!conn || !conn.ready) return;
+  try {
+    const who = await conn.request({ type: 'who' });
+    state.online = who.users || [];
+    renderPeople();
+  } catch {
+    // Shown again at the next refresh.
+  }
+}
+
+/** Presence events come in bursts (a node restart): refresh `who` once after them. */
+function scheduleWho() {
+  clearTimeout(whoSoon);
+  whoSoon = setTimeout(refreshWho, 300);
+}
+
+function onDisconnect() {
+  ui.connDot.classList.remove('online');
+  clearInterval(whoTimer);
+}
+
+function onReconnecting({ attempt, delay, error }) {
+  const why = error && error.code && error.code !== 'disconnected' ? ` (${error.code}: ${error.message})` : '';
+  const secs = delay >= 1000 ? `${Math.round(delay / 1000)} s` : 'a moment';
+  banner.setStatus('reconnecting', `Reconnecting… attempt ${attempt}, next try in ${secs}${why}`);
+  $('banner').dataset.attempt = String(attempt);
+}
+
+function onFatal({ error }) {
+  banner.setStatus(null);
+  signOutLocally();
+  showError(ui.signinError, withHint(error));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in and sign-out
+
+async function signIn(event) {
+  event.preventDefault();
+  const name = ui.signinName.value.trim();
+  const password = ui.signinPassword.value;
+  showError(ui.signinError, null);
+  if (!name) {
+    showError(ui.signinError, withHint({ code: 'invalid_name', message: 'enter a name' }));
+    ui.signinName.focus();
+    return;
+  }
+  ui.signinSubmit.disabled = true;
+  ui.signinSubmit.textContent = 'Signing in…';
+  state.reset();
+  const c = new Connection({ name, password: password || null });
+  c.addEventListener('welcome', (e) => onWelcome(e.detail));
+  c.addEventListener('frame', (e) => onFrame(e.detail));
+  c.addEventListener('disconnect', () => onDisconnect());
+  c.addEventListener('reconnecting', (e) => onReconnecting(e.detail));
+  c.addEventListener('fatal', (e) => onFatal(e.detail));
+  conn = c;
+  try {
+    await c.start();
+    ui.signinPassword.value = '';
+  } catch (err) {
+    conn = null;
+    showError(ui.signinError, withHint(err));
+    ui.signinName.focus();
+  } finally {
+    ui.signinSubmit.disabled = false;
+    ui.signinSubmit.textContent = 'Sign in';
+  }
+}
+
+function signOutLocally() {
+  if (conn) conn.stop();
+  conn = null;
+  clearInterval(whoTimer);
+  state.reset();
+  pane.show(null);
+  renderSidebar();
+  renderActiveHeader();
+  ui.app.hidden = true;
+  ui.signin.hidden = false;
+  ui.connDot.classList.remove('online');
+  ui.signinName.focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composer
+
+/** Slash commands, for those who prefer typing. Returns true when `text` was one. */
+async function command(text) {
+  const [cmd, ...rest] = text.slice(1).split(' ');
+  const arg = rest.join(' ').trim();
+  const conv = state.activeConv;
+  switch (cmd.toLowerCase()) {
+    case 'join':
+    case 'j':
+      if (!arg) throw Object.assign(new Error('usage: /join ROOM'), { code: 'usage' });
+      await joinRoom(arg);
+      return;
+    case 'leave':
+    case 'part': {
+      const room = arg ? state.convs.get(roomKey(arg)) : conv && conv.kind === 'room' ? conv : null;
+      if (!room) throw Object.assign(new Error('usage: /leave [ROOM]'), { code: 'usage' });
+      await leaveRoom(room);
+      return;
+    }
+    case 'msg':
+    case 'm': {
+      const [name, ...words] = arg.split(' ');
+      if (!name) throw Object.assign(new Error('usage: /msg NAME [TEXT]'), { code: 'usage' });
+      const dm = await openDm(name);
+      const body = words.join(' ').trim();
+      if (dm && body) await sendText(dm, body);
+      return;
+    }
+    case 'topic':
+      if (!conv || conv.kind !== 'room') throw Object.assign(new Error('/topic works in a room'), { code: 'usage' });
+      await conn.request({ type: 'topic', room: conv.name, topic: arg });
+      return;
+    default:
+      throw Object.assign(new Error(`unknown command /${cmd}: try /join, /leave, /msg or /topic`), { code: 'usage' });
+  }
+}
+
+async function sendText(conv, text) {
+  const max = state.limits ? state.limits.max_text_bytes : 16384;
+  if (new TextEncoder().encode(text).length > max) {
+    throw Object.assign(new Error(`a message is at most ${max} bytes`), { code: 'too_large' });
+  }
+  const msg = { type: 'send', text };
+  if (conv.kind === 'room') msg.room = conv.name;
+  else msg.to = conv.name;
+  const ack = await conn.request(msg);
+  if (ack.queued) {
+    announcer.say(`${conv.name} is offline; your message will be delivered when they sign in.`);
+    showError(ui.composerError, {
+      code: 'queued',
+      message: `${conv.name} is offline: your message will be delivered when they sign in.`,
+    });
+  }
+}
+
+function autosize() {
+  ui.composer.style.height = 'auto';
+  ui.composer.style.height = `${Math.min(ui.composer.scrollHeight, 200)}px`;
+}
+
+async function submitComposer(event) {
+  event.preventDefault();
+  const text = ui.composer.value;
+  if (!text.trim() || !conn) return;
+  showError(ui.composerError, null);
+  ui.composer.value = '';
+  autosize();
+  try {
+    if (text.startsWith('/') && !text.startsWith('//')) await command(text.trim());
+    else {
+      const conv = state.activeConv;
+      if (!conv) throw Object.assign(new Error('join a room or open a conversation first'), { code: 'usage' });
+      await sendText(conv, text.startsWith('//') ? text.slice(1) : text);
+    }
+  } catch (err) {
+    showError(ui.composerError, withHint(err));
+    // Give the text back so nothing typed is lost.
+    if (!ui.composer.value) {
+      ui.composer.value = text;
+      autosize();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+ui.signinForm.addEventListener('submit', signIn);
+ui.signout.addEventListener('click', () => {
+  banner.setStatus(null);
+  banner.setNotice(null);
+  signOutLocally();
+});
+
+ui.joinForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const name = ui.joinInput.value.trim();
+  if (!name || !conn) return;
+  showError(ui.sidebarError, null);
+  try {
+    await joinRoom(name);
+    ui.joinInput.value = '';
+  } catch (err) {
+    showError(ui.sidebarError, withHint(err));
+  }
+});
+
+ui.dmForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const name = ui.dmInput.value.trim();
+  if (!name || !conn) return;
+  showError(ui.sidebarError, null);
+  try {
+    await openDm(name);
+    ui.dmInput.value = '';
+  } catch (err) {
+    showError(ui.sidebarError, withHint(err));
+  }
+});
+
+ui.joinGeneral.addEventListener('click', () => {
+  if (conn) joinRoom('general').catch((err) => showError(ui.sidebarError, withHint(err)));
+});
+
+ui.leave.addEventListener('click', () => {
+  const conv = state.activeConv;
+  if (conv && conv.kind === 'room') leaveRoom(conv).catch((err) => showError(ui.composerError, withHint(err)));
+});
+
+ui.composerForm.addEventListener('submit', submitComposer);
+ui.composer.addEventListener('input', autosize);
+ui.composer.addEventListener('keydown', (e) => {
+  // Enter sends; Shift+Enter (or an input method composing text) inserts a new line.
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    ui.composerForm.requestSubmit();
+  }
+});
+
+ui.messages.addEventListener('scroll', () => {
+  if (ui.messages.scrollTop < LOAD_OLDER_AT_PX) loadOlder(state.activeConv);
+});
+ui.loadOlder.addEventListener('click', () => loadOlder(state.activeConv));
+ui.jump.addEventListener('click', () => {
+  pane.scrollToBottom();
+  ui.composer.focus();
+});
+
+ui.sidebarToggle.addEventListener('click', () => {
+  const open = !document.body.classList.contains('sidebar-open');
+  setSidebarOpen(open);
+  if (open) (ui.sidebar.querySelector('button, input') || ui.sidebar).focus();
+});
+ui.scrim.addEventListener('click', () => setSidebarOpen(false));
+
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && document.body.classList.contains('sidebar-open')) {
+    setSidebarOpen(false);
+    ui.sidebarToggle.focus();
+  }
+  // Alt+Up / Alt+Down: previous / next conversation.
+  if (e.altKey && (e.key === 'ArrowUp' || e.key === 'ArrowDown') && !ui.app.hidden) {
+    const all = [...state.rooms(), ...state.dms()];
+    if (!all.length) return;
+    const i = all.findIndex((c) => c.key === state.active);
+    const next = all[(i + (e.key === 'ArrowUp' ? all.length - 1 : 1)) % all.length];
+    e.preventDefault();
+    openConv(next.key);
+  }
+});
+
+document.addEventListener('visibilitychange', () => {
+  const conv = state.activeConv;
+  if (!document.hidden && conv && conv.unread) {
+    conv.unread = 0;
+    renderSidebar();
+  }
+});
+
+ui.signinName.value = load('switchboard.name', '') || '';
+ui.signinName.focus();
