@@ -392,7 +392,10 @@ function onWelcome({ welcome, resumed }) {
   clearInterval(whoTimer);
   whoTimer = setInterval(refreshWho, WHO_EVERY_MS);
   if (resumed) {
-    banner.setStatus('ok', 'Reconnected.');
+    // The shutdown notice (if any) has served its purpose once we are back.
+    const restarted = Boolean(banner.notice);
+    banner.setNotice(null);
+    banner.setStatus('ok', restarted ? 'Reconnected: the server is back.' : 'Reconnected.');
     resume(welcome);
   } else {
     firstSignIn(welcome);

@@ -1,0 +1,98 @@
+// History: joining shows the latest page at once; scrolling up loads older pages, keeping the
+// place of what the user was reading, until the first message, with nothing shown twice.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import {
+  ConsoleClient,
+  Node,
+  closePage,
+  joinRoom,
+  launchBrowser,
+  paneMessages,
+  screenshot,
+  signIn,
+  until,
+  visibleText,
+  waitForMessage,
+} from './lib.mjs';
+
+const TOTAL = 120;
+
+let node;
+let browser;
+let bob;
+
+before(async () => {
+  node = await Node.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await bob?.close();
+  await browser?.close();
+  await node?.stop();
+});
+
+test('scrolling up pages through history without gaps or duplicates', async () => {
+  bob = new ConsoleClient(node, 'bob');
+  bob.send('/join general');
+  await bob.waitForLine((l) => l.startsWith('* joined #general'));
+  for (let i = 1; i <= TOTAL; i++) bob.send(`message ${i}`);
+  await bob.waitForLine(`[#general] bob: message ${TOTAL}`);
+  await bob.close();
+
+  const alice = await signIn(browser, node, 'alice');
+  await joinRoom(alice, 'general');
+  // The newest page is there at once, scrolled to the bottom.
+  await waitForMessage(alice, `message ${TOTAL}`, 'bob');
+  const first = await paneMessages(alice);
+  assert.ok(first.length >= 50 && first.length < TOTAL, `first page has ${first.length} messages`);
+  assert.equal(first.at(-1).text, `message ${TOTAL}`);
+  const atBottom = await alice.$eval('[data-testid=messages]', (s) => s.scrollHeight - s.scrollTop - s.clientHeight < 5);
+  assert.ok(atBottom, 'the pane starts at the newest message');
+
+  // Scroll to the top until the first message is loaded.
+  let pages = 0;
+  for (;;) {
+    const before = await paneMessages(alice);
+    if (before[0].text === 'message 1') break;
+    const topSeq = before[0].seq;
+    await alice.$eval('[data-testid=messages]', (s) => {
+      s.scrollTop = 0;
+    });
+    await alice.waitForFunction((n) => document.querySelectorAll('[data-testid=message-list] [data-testid=message]').length > n, before.length);
+    pages += 1;
+    // The message that was at the top is still in view: the pane kept the reader's place.
+    const inView = await alice.$eval(
+      `[data-testid=message-list] [data-seq="${topSeq}"]`,
+      (m) => {
+        const s = document.querySelector('[data-testid=messages]').getBoundingClientRect();
+        const r = m.getBoundingClientRect();
+        return r.bottom > s.top && r.top < s.bottom;
+      },
+    );
+    assert.ok(inView, `message ${topSeq} stayed in view after loading older ones`);
+    assert.ok(pages < 10, 'too many pages');
+  }
+  assert.ok(pages >= 1, 'at least one older page was loaded by scrolling');
+
+  const all = await paneMessages(alice);
+  assert.deepEqual(
+    all.map((m) => m.text),
+    Array.from({ length: TOTAL }, (_, i) => `message ${i + 1}`),
+  );
+  assert.deepEqual(
+    all.map((m) => m.seq),
+    Array.from({ length: TOTAL }, (_, i) => i + 1),
+  );
+  // No more to load: the "load older" button is gone.
+  await until(() => alice.$eval('[data-testid=load-older]', (b) => b.hidden), 'the load-older button to hide');
+  await alice.$eval('[data-testid=messages]', (s) => {
+    s.scrollTop = 0;
+  });
+  await screenshot(alice, 'history-top');
+  assert.match(await visibleText(alice), /message 1\n/);
+  await closePage(alice);
+});
