@@ -128,12 +128,12 @@ export class Node {
 
 /** `switchboard chat --plain`: lines in on stdin, one line per event out on stdout. */
 export class ConsoleClient {
-  constructor(node, name) {
+  constructor(node, name, { password } = {}) {
     this.name = name;
     this.lines = [];
-    this.proc = track(
-      spawn(BIN, ['chat', '--plain', '--server', node.wsUrl, '--name', name], { stdio: ['pipe', 'pipe', 'pipe'] }),
-    );
+    const args = ['chat', '--plain', '--server', node.wsUrl, '--name', name];
+    if (password) args.push('--password', password);
+    this.proc = track(spawn(BIN, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
     readline.createInterface({ input: this.proc.stdout }).on('line', (l) => this.lines.push(l));
     this.proc.stderr.on('data', () => {});
     this.exited = new Promise((r) => this.proc.once('exit', r));
