@@ -39,6 +39,12 @@ test('two browser users chat in a room and in private', async () => {
   // Alice sees Bob arrive in the room's member count.
   await alice.waitForFunction(() => document.querySelector('[data-testid=conv-members]').textContent === '2 members');
 
+  // Alice sets the room's topic; both see it.
+  await say(alice, '/topic Plans for the week');
+  for (const page of [alice, bob]) {
+    await page.waitForFunction(() => document.querySelector('[data-testid=conv-topic]').textContent === 'Plans for the week');
+  }
+
   await say(alice, 'Hi Bob, welcome to #general!');
   await waitForMessage(bob, 'Hi Bob, welcome to #general!', 'alice');
   await say(bob, 'Thanks Alice. Multi-line\nmessages work too.');

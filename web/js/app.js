@@ -199,6 +199,15 @@ function openSomething() {
   }
 }
 
+/** Applies a topic, from a change someone made or from the reply to our own change. */
+function applyTopic(msg) {
+  const conv = state.convs.get(roomKey(msg.room));
+  if (!conv) return;
+  conv.topic = msg.topic ?? null;
+  if (conv.key === state.active) renderActiveHeader();
+  if (msg.by) announcer.say(`${msg.by} set the topic of #${conv.name}: ${msg.topic || '(none)'}`);
+}
+
 /** Applies a `joined` reply: membership, members and topic. */
 function applyJoined(j) {
   const conv = state.room(j.room);
@@ -356,15 +365,9 @@ function onFrame(msg) {
       scheduleWho();
       break;
     }
-    case 'topic': {
-      const conv = state.convs.get(roomKey(msg.room));
-      if (conv) {
-        conv.topic = msg.topic ?? null;
-        if (conv.key === state.active) renderActiveHeader();
-        if (msg.by) announcer.say(`${msg.by} set the topic of #${conv.name}: ${msg.topic || '(none)'}`);
-      }
+    case 'topic':
+      applyTopic(msg);
       break;
-    }
     case 'shutdown': {
       const text = `Server shutting down: ${msg.reason}`;
       banner.setNotice(text);
@@ -587,7 +590,8 @@ async function command(text) {
     }
     case 'topic':
       if (!conv || conv.kind !== 'room') throw Object.assign(new Error('/topic works in a room'), { code: 'usage' });
-      await conn.request({ type: 'topic', room: conv.name, topic: arg });
+      // The setter gets the change as the reply; the other members as an event.
+      applyTopic(await conn.request({ type: 'topic', room: conv.name, topic: arg }));
       return;
     default:
       throw Object.assign(new Error(`unknown command /${cmd}: try /join, /leave, /msg or /topic`), { code: 'usage' });

@@ -1,0 +1,51 @@
+// Makes docs/screenshot.png, the picture of the web client in the README: a short conversation
+// between two people, with the sidebar showing rooms, an unread count and who is online.
+// Run after `cargo build -p switchboard`:  node tests/browser/screenshot.mjs
+
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { ROOT, Node, joinRoom, launchBrowser, say, signIn, waitForMessage } from './lib.mjs';
+
+const OUT = path.join(ROOT, 'docs/screenshot.png');
+
+const node = await Node.start();
+const browser = await launchBrowser();
+try {
+  const viewport = { width: 1100, height: 660 };
+  const alice = await signIn(browser, node, 'alice', { viewport });
+  const bob = await signIn(browser, node, 'bob', { viewport });
+  const carol = await signIn(browser, node, 'carol', { viewport });
+
+  for (const room of ['general', 'random', 'design']) await joinRoom(alice, room);
+  await say(alice, '/topic Weekly design sync: mockups, feedback, next steps');
+  await joinRoom(bob, 'design');
+  await joinRoom(carol, 'general');
+
+  const lines = [
+    [bob, 'Morning! I pushed the new onboarding mockups.'],
+    [bob, 'They are here: https://example.com/mockups/onboarding-v3'],
+    [alice, 'These look great. The sign-in step is much clearer now.'],
+    [alice, 'One thing: can we keep the password optional?\nGuests should be able to jump straight in.'],
+    [bob, 'Agreed. I will make it optional and add a hint under the field.'],
+    [alice, 'Perfect, thanks Bob!'],
+  ];
+  for (const [page, text] of lines) {
+    await say(page, text);
+    await waitForMessage(alice, text);
+  }
+  await say(carol, 'Anyone up for lunch at noon?');
+  await carol.getByLabel('Message a person').fill('alice');
+  await carol.getByLabel('Message a person').press('Enter');
+  await carol.waitForFunction(() => document.querySelector('[data-testid=conv-title]').textContent === 'alice');
+  await say(carol, 'Got a minute after the sync?');
+  await alice.waitForSelector('[data-testid=dm-list] [data-testid=unread]');
+  await alice.waitForSelector('[data-testid=room-list] [data-testid=unread]');
+  await alice.mouse.move(0, viewport.height - 1);
+  await alice.locator('[data-testid=composer-input]').blur();
+  await alice.screenshot({ path: OUT });
+  console.log(`wrote ${OUT} (${fs.statSync(OUT).size} bytes)`);
+} finally {
+  await browser.close();
+  await node.stop();
+}
