@@ -72,6 +72,7 @@ pub async fn serve(
         shutting_down: AtomicBool::new(false),
     });
     let writer = writer::spawn(shared.clone(), doorbell_rx);
+    let upkeep = writer::spawn_maintenance(shared.clone());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, node = %shared.cfg.node_name, "node listening");
 
@@ -104,9 +105,10 @@ pub async fn serve(
     }
     shared.writer_stop.store(true, Ordering::Release);
     shared.ring();
-    tokio::task::spawn_blocking(move || writer.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the store writer panicked"))?;
+    tokio::task::spawn_blocking(move || (writer.join(), upkeep.join()))
+        .await
+        .map(|(w, u)| w.and(u))?
+        .map_err(|_| anyhow::anyhow!("a store thread panicked"))?;
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
     tracing::info!("stopped");
     Ok(())

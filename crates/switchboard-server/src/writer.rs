@@ -12,6 +12,24 @@ use crate::shared::Shared;
 /// How long to wait before retrying a failed write. Ops stay queued, in order, meanwhile.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
+/// How often the store's upkeep (the WAL checkpoint) runs.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs the store's upkeep on a thread of its own until the writer stops.
+pub(crate) fn spawn_maintenance(shared: Arc<Shared>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("store-upkeep".into())
+        .spawn(move || {
+            while !shared.writer_stop.load(Ordering::Acquire) {
+                std::thread::sleep(MAINTAIN_EVERY);
+                if let Err(e) = shared.store.maintain() {
+                    tracing::warn!(error = %e, "store upkeep failed");
+                }
+            }
+        })
+        .expect("spawn store upkeep thread")
+}
+
 pub(crate) fn spawn(shared: Arc<Shared>, doorbell: Receiver<()>) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("store-writer".into())

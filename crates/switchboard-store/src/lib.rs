@@ -55,6 +55,11 @@ pub trait Store: Send + Sync {
         limit: u32,
         floor: Millis,
     ) -> Result<HistoryPage, StoreError>;
+    /// Background upkeep, called now and then from a thread of its own so that it never
+    /// delays a commit (SQLite: checkpointing the write-ahead log).
+    fn maintain(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
