@@ -96,6 +96,13 @@ test('two browser users chat in a room and in private', async () => {
   assert.ok(file.endsWith('chat-dm.png'));
   assert.match(await visibleText(bob), /psst, this one is just for you[\s\S]*got it 👍/);
 
+  // Bob leaves the room: it leaves his sidebar, and Alice sees one member left.
+  await bob.click('[data-testid=room-list] [data-conv="#general"]');
+  await bob.getByRole('button', { name: 'Leave room' }).click();
+  await bob.waitForFunction(() => !document.querySelector('[data-testid=room-list] [data-conv="#general"]'));
+  await alice.click('[data-testid=room-list] [data-conv="#general"]');
+  await alice.waitForFunction(() => document.querySelector('[data-testid=conv-members]').textContent === '1 member');
+
   await closePage(alice);
   await closePage(bob);
 });

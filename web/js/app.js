@@ -123,6 +123,11 @@ function rememberRooms() {
   store(roomsKey(), state.rooms().filter((c) => c.joined).map((c) => c.name));
 }
 
+/** A failed history load: a dropped connection is the banner's news (and is retried). */
+function showLoadError(err) {
+  if (err.code !== 'disconnected') showError(ui.composerError, withHint(err));
+}
+
 /** Where a history or send request goes for a conversation. */
 function target(conv) {
   return conv.kind === 'room' ? { room: conv.name } : { with: conv.name };
@@ -273,7 +278,7 @@ async function loadLatest(conv) {
     }
     renderSidebar();
   } catch (err) {
-    if (conv.key === state.active) showError(ui.composerError, withHint(err));
+    if (conv.key === state.active) showLoadError(err);
   } finally {
     conv.loading = false;
   }
@@ -297,7 +302,7 @@ async function loadOlder(conv) {
     pane.update(conv, { ...res, older: true });
     pane.setHasOlder(conv);
   } catch (err) {
-    if (conv.key === state.active) showError(ui.composerError, withHint(err));
+    if (conv.key === state.active) showLoadError(err);
   } finally {
     conv.loadingOlder = false;
     ui.loadOlder.textContent = 'Load older messages';
@@ -449,7 +454,7 @@ async function resume(welcome) {
         const missed = await catchUp({ room: conv.name }, since, j.seq);
         deliver(conv, missed, { live: false });
       } catch (err) {
-        showError(ui.sidebarError, withHint(err));
+        if (err.code !== 'disconnected') showError(ui.sidebarError, withHint(err));
       }
     }),
   );
@@ -465,7 +470,7 @@ async function resume(welcome) {
       const missed = await catchUp({ with: known.conv.name }, known.since, info.last_seq);
       deliver(known.conv, missed, { live: false });
     } catch (err) {
-      showError(ui.sidebarError, withHint(err));
+      if (err.code !== 'disconnected') showError(ui.sidebarError, withHint(err));
     }
   }
   // An open conversation that had not loaded yet (the connection dropped first).
