@@ -217,6 +217,17 @@ impl Core {
         self.users.len()
     }
 
+    /// The Lamport clock.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Merges a clock seen from a peer (seed 000's rule): the local clock becomes the larger
+    /// of the two, so every later op is ordered after what the peer had done.
+    pub fn observe_clock(&mut self, clock: u64) {
+        self.clock = self.clock.max(clock);
+    }
+
     /// Ops waiting to be durable.
     pub fn pending_count(&self) -> usize {
         self.pending.len()

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod error;
 pub mod limits;
 pub mod names;
+pub mod peer;
 pub mod server;
 
 pub use client::ClientMsg;

@@ -27,6 +27,17 @@ pub struct Config {
     pub inbox_cap: usize,
     /// How long a shutdown waits for queues to drain before closing anyway.
     pub drain_timeout: Duration,
+    /// The secret every cluster member holds; without it the node links to no peer.
+    pub cluster_secret: Option<String>,
+    /// Peers to dial at start (`ws://host:port`); the rest are learnt from them.
+    pub peers: Vec<String>,
+    /// The URL peers should dial to reach this node; by default `ws://` and the listening
+    /// address (with 127.0.0.1 for an unspecified address).
+    pub advertise: Option<String>,
+    /// Interval of the heartbeats on every peer link.
+    pub heartbeat_every: Duration,
+    /// Silence after which a peer is declared down.
+    pub peer_down_after: Duration,
 }
 
 impl Config {
@@ -43,6 +54,11 @@ impl Config {
             burst: 200,
             inbox_cap: 1_000,
             drain_timeout: Duration::from_secs(5),
+            cluster_secret: None,
+            peers: Vec::new(),
+            advertise: None,
+            heartbeat_every: Duration::from_secs(1),
+            peer_down_after: Duration::from_secs(5),
         }
     }
 

@@ -27,6 +27,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/ws", get(ws_upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/v1/peer", get(peer_upgrade))
+        .route("/v1/cluster", get(cluster_status))
         .merge(web::routes())
         .with_state(shared)
 }
@@ -89,4 +91,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         shared.metrics.render(sessions, users),
     )
         .into_response()
+}
+
+async fn peer_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    let max = switchboard_proto::peer::MAX_PEER_FRAME_BYTES;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| crate::cluster::accept(shared, socket))
+}
+
+async fn cluster_status(State(shared): State<Arc<Shared>>) -> Response {
+    let clock = shared.core.lock().expect("core lock").clock();
+    axum::Json(shared.cluster.status(clock)).into_response()
 }

@@ -2,6 +2,7 @@
 //! HTTP and WebSocket on a listener it is given, turns frames into core commands and core
 //! effects into frames, and group-commits ops to the store.
 
+mod cluster;
 mod config;
 mod conn;
 mod http;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use switchboard_core::cluster::MembershipConfig;
 use switchboard_core::Core;
 use switchboard_proto::limits::{MAX_FRAME_BYTES, MAX_TEXT_BYTES};
 use switchboard_proto::server::Limits;
@@ -58,6 +60,28 @@ pub async fn serve(
         },
         restore,
     );
+    let addr = listener.local_addr()?;
+    let advertise = config.advertise.clone().unwrap_or_else(|| {
+        let ip = if addr.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
+        format!("ws://{}", std::net::SocketAddr::new(ip, addr.port()))
+    });
+    let cluster = cluster::Cluster::new(
+        MembershipConfig {
+            node: config.node_name.clone(),
+            url: advertise,
+            down_after: config.peer_down_after.as_millis() as u64,
+            backoff_min: 100,
+            backoff_max: 5_000,
+            seed: rand::random(),
+        },
+        config.cluster_secret.clone(),
+        &config.peers,
+        config.heartbeat_every,
+    );
     let (doorbell, doorbell_rx) = std::sync::mpsc::sync_channel(1);
     let shared = Arc::new(Shared {
         conns: Arc::new(Semaphore::new(config.max_connections)),
@@ -70,11 +94,12 @@ pub async fn serve(
         metrics: metrics::Metrics::default(),
         next_session: AtomicU64::new(1),
         shutting_down: AtomicBool::new(false),
+        cluster,
     });
     let writer = writer::spawn(shared.clone(), doorbell_rx);
     let upkeep = writer::spawn_maintenance(shared.clone());
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, node = %shared.cfg.node_name, "node listening");
+    tokio::spawn(cluster::drive(shared.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = http::router(shared.clone());
@@ -90,6 +115,7 @@ pub async fn serve(
     tracing::info!(%reason, "shutting down");
     shared.shutting_down.store(true, Ordering::Release);
     let _ = stop_tx.send(());
+    shared.cluster.stop.send_replace(true);
     shared.run(|core, out| core.shutdown(&reason, out));
     for outbox in shared.outboxes.read().expect("outboxes lock").values() {
         outbox.close(Closing {

@@ -30,6 +30,7 @@ pub(crate) struct Shared {
     pub conns: Arc<Semaphore>,
     pub next_session: AtomicU64,
     pub shutting_down: AtomicBool,
+    pub cluster: crate::cluster::Cluster,
 }
 
 impl Shared {

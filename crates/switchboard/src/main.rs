@@ -1,6 +1,7 @@
 //! `switchboard`: the one binary. `serve` runs a node; `chat` is the console client.
 
 mod chat;
+mod cluster;
 mod serve;
 mod tui;
 
@@ -20,6 +21,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Chat from the console: full-screen on a terminal, line by line with --plain or a pipe.
     Chat(chat::ChatArgs),
+    /// Look at a cluster.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +36,7 @@ fn main() -> anyhow::Result<()> {
             init_tracing();
             runtime.block_on(serve::run(args))
         }
+        Command::Cluster(cmd) => runtime.block_on(cluster::run(cmd)),
         Command::Chat(args) => {
             let code = runtime.block_on(chat::run(args))?;
             // Exit without dropping the runtime: its stdin reader sits in a blocking read

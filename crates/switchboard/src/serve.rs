@@ -41,6 +41,17 @@ pub struct ServeArgs {
     /// Bytes queued to one connection before it is dropped as a slow consumer.
     #[arg(long, env = "SWITCHBOARD_OUTBOX_BYTES", default_value_t = 1 << 20)]
     outbox_bytes: usize,
+    /// A peer node to link with (ws://HOST:PORT); repeat it, or give one and the node learns
+    /// the others from it.
+    #[arg(long = "peer", env = "SWITCHBOARD_PEERS", value_delimiter = ',')]
+    peers: Vec<String>,
+    /// The secret shared by every node of the cluster (at least 16 characters). Peers prove
+    /// they hold it by challenge-response; it never crosses the wire.
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
+    /// The URL other nodes dial to reach this one (default: ws:// and the listening address).
+    #[arg(long, env = "SWITCHBOARD_ADVERTISE")]
+    advertise: Option<String>,
 }
 
 fn default_node_name() -> String {
@@ -64,6 +75,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(3));
     config.handshake_timeout = Duration::from_secs(args.handshake_timeout.max(1));
     config.outbox_bytes = args.outbox_bytes;
+    config.peers = args.peers;
+    config.cluster_secret = args.cluster_secret;
+    config.advertise = args.advertise;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -48,12 +48,17 @@ impl TestServer {
 
     /// Starts a node on an existing data directory (for restarts).
     pub async fn start_in(path: &Path, tune: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_at("127.0.0.1:0", path, tune).await
+    }
+
+    /// Starts a node on a given address (to restart a node where its peers expect it).
+    pub async fn start_at(listen: &str, path: &Path, tune: impl FnOnce(&mut Config)) -> TestServer {
         // Logs show with RUST_LOG=... and --nocapture.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = bind_retrying(listen).await;
         let addr = listener.local_addr().unwrap();
         let mut config = test_config(path);
         tune(&mut config);
@@ -150,4 +155,66 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (code, body)
+}
+
+/// Binds, retrying for a while: a restarted node's port may take a moment to come free.
+async fn bind_retrying(addr: &str) -> tokio::net::TcpListener {
+    for _ in 0..100 {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!("could not bind {addr}");
+}
+
+/// A node's view of the cluster, from `/v1/cluster`: peer name -> link state.
+pub async fn cluster_view(s: &TestServer) -> std::collections::BTreeMap<String, String> {
+    let (code, body) = http_get(s.addr, "/v1/cluster").await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["node"].as_str().unwrap().to_string(),
+                p["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `check` holds for a node's cluster view.
+pub async fn wait_view(
+    s: &TestServer,
+    what: &str,
+    check: impl Fn(&std::collections::BTreeMap<String, String>) -> bool,
+) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let view = cluster_view(s).await;
+        if check(&view) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: view is {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub const SECRET: &str = "test-cluster-secret-0123";
+
+/// Cluster settings for tests: fast heartbeats and failure detection.
+pub fn clustered(name: &'static str, peers: Vec<String>) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        c.node_name = name.to_string();
+        c.cluster_secret = Some(SECRET.to_string());
+        c.peers = peers;
+        c.heartbeat_every = Duration::from_millis(100);
+        c.peer_down_after = Duration::from_millis(600);
+    }
 }

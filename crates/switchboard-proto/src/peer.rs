@@ -1,0 +1,70 @@
+//! Messages between nodes on a peer link (`/v1/peer`), one JSON object per text frame.
+//!
+//! The link opens with a versioned, mutual challenge-response: each side proves it holds the
+//! cluster secret by an HMAC over the other side's fresh nonce, so the secret never crosses
+//! the wire and a recorded handshake cannot be replayed. See docs/cluster.md.
+
+use serde::{Deserialize, Serialize};
+
+/// The peer protocol version, checked in the handshake.
+pub const PEER_VERSION: u32 = 1;
+
+/// Largest frame on a peer link: big enough for a batch of ops.
+pub const MAX_PEER_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+/// A cluster member as gossiped between nodes: its name and the URL peers dial.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Member {
+    pub node: String,
+    pub url: String,
+}
+
+/// A node-to-node message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PeerMsg {
+    /// Acceptor -> dialer, first frame: who I am and a fresh nonce to prove yourself against.
+    Challenge { v: u32, node: String, nonce: String },
+    /// Dialer -> acceptor: who I am, where I listen, my proof (HMAC over the acceptor's nonce),
+    /// and my own nonce for the acceptor to prove itself.
+    Prove {
+        v: u32,
+        node: String,
+        url: String,
+        nonce: String,
+        mac: String,
+    },
+    /// Acceptor -> dialer: its proof over the dialer's nonce, and the members it knows.
+    Accepted {
+        node: String,
+        mac: String,
+        members: Vec<Member>,
+    },
+    /// Either side: the handshake failed (wrong secret, version, duplicate name).
+    Refused { reason: String },
+    /// Either side, every heartbeat interval: liveness, the sender's Lamport clock (seed 000),
+    /// and the members it knows, so that a node given one peer learns the rest.
+    Heartbeat { clock: u64, members: Vec<Member> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_shape() {
+        let m = PeerMsg::Heartbeat {
+            clock: 7,
+            members: vec![Member {
+                node: "a".into(),
+                url: "ws://127.0.0.1:1".into(),
+            }],
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"heartbeat","clock":7,"members":[{"node":"a","url":"ws://127.0.0.1:1"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<PeerMsg>(&text).unwrap(), m);
+    }
+}

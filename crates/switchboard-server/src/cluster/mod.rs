@@ -1,0 +1,142 @@
+//! The cluster's IO: peer links over WebSocket at `/v1/peer` on the node's own port, the
+//! authenticated handshake, heartbeats, and the driver that dials and re-dials peers as the
+//! sans-IO [`Membership`] says. Replication of ops rides on these links (docs/cluster.md).
+
+mod auth;
+mod link;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use switchboard_core::cluster::{Action, LinkId, Membership, MembershipConfig, PeerStatus};
+use tokio::sync::{watch, Notify};
+
+use crate::conn::now_ms;
+use crate::shared::Shared;
+
+pub(crate) use link::accept;
+
+/// How often the driver looks at the membership.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The cluster state of a node.
+pub(crate) struct Cluster {
+    /// Without a secret, the node refuses every peer and dials none.
+    pub secret: Option<String>,
+    pub membership: Mutex<Membership>,
+    links: Mutex<HashMap<LinkId, (String, Arc<Notify>)>>,
+    next_link: AtomicU64,
+    pub heartbeat_every: Duration,
+    /// Flips to true at shutdown: links close, the driver stops.
+    pub stop: watch::Sender<bool>,
+}
+
+/// What `/v1/cluster` and `switchboard cluster status` show.
+#[derive(Serialize)]
+pub(crate) struct Status {
+    node: String,
+    url: String,
+    clock: u64,
+    peers: Vec<PeerView>,
+}
+
+#[derive(Serialize)]
+struct PeerView {
+    #[serde(flatten)]
+    status: PeerStatus,
+    /// Milliseconds since the last heartbeat.
+    heartbeat_age_ms: Option<u64>,
+}
+
+impl Cluster {
+    pub fn new(
+        cfg: MembershipConfig,
+        secret: Option<String>,
+        seeds: &[String],
+        heartbeat_every: Duration,
+    ) -> Cluster {
+        let (stop, _) = watch::channel(false);
+        Cluster {
+            membership: Mutex::new(Membership::new(cfg, seeds, now_ms())),
+            secret,
+            links: Mutex::new(HashMap::new()),
+            next_link: AtomicU64::new(1),
+            heartbeat_every,
+            stop,
+        }
+    }
+
+    pub fn new_link(&self, node: &str) -> (LinkId, Arc<Notify>) {
+        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let close = Arc::new(Notify::new());
+        self.links
+            .lock()
+            .expect("links lock")
+            .insert(id, (node.to_string(), close.clone()));
+        (id, close)
+    }
+
+    pub fn drop_link(&self, id: LinkId) {
+        self.links.lock().expect("links lock").remove(&id);
+    }
+
+    pub fn close_link(&self, id: LinkId) {
+        if let Some((_, close)) = self.links.lock().expect("links lock").get(&id) {
+            close.notify_one();
+        }
+    }
+
+    pub fn status(&self, clock: u64) -> Status {
+        let m = self.membership.lock().expect("membership lock");
+        let now = now_ms();
+        let me = m.members().remove(0);
+        Status {
+            node: me.node,
+            url: me.url,
+            clock,
+            peers: m
+                .status()
+                .into_iter()
+                .map(|status| PeerView {
+                    heartbeat_age_ms: status.last_heartbeat.map(|h| now.saturating_sub(h)),
+                    status,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs the membership: dials whom it says, closes what it says, until shutdown.
+pub(crate) async fn drive(shared: Arc<Shared>) {
+    let cluster = &shared.cluster;
+    if cluster.secret.is_none() {
+        return;
+    }
+    let mut stop = cluster.stop.subscribe();
+    let mut ticker = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let actions = cluster
+            .membership
+            .lock()
+            .expect("membership lock")
+            .tick(now_ms());
+        for action in actions {
+            match action {
+                Action::Dial { url } => {
+                    tokio::spawn(link::dial(shared.clone(), url));
+                }
+                Action::Close { link, reason } => {
+                    tracing::info!(link, %reason, "closing peer link");
+                    cluster.close_link(link);
+                }
+            }
+        }
+    }
+}
