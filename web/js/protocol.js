@@ -19,7 +19,10 @@ const REPLY_TIMEOUT_MS = 15000;
  */
 const PING_EVERY_MS = 10000;
 
-/** With nothing heard for this long (not even a pong), the connection is taken as dead. */
+/**
+ * A ping unanswered for this long means the connection is dead. Measured from the ping, not
+ * from the last frame: timers of a background tab may run only once a minute.
+ */
 const DEAD_AFTER_MS = 25000;
 
 /** Hello refusals that will not get better by trying again with the same name and password. */
@@ -77,7 +80,7 @@ export class Connection extends EventTarget {
     this.pending = new Map();
     this.retryTimer = null;
     this.pingTimer = null;
-    this.lastHeard = 0;
+    this.pingSentAt = null;
     this.helloError = null;
     this.onOnline = () => this.retryNow();
   }
@@ -160,7 +163,8 @@ export class Connection extends EventTarget {
   }
 
   onFrame(data) {
-    this.lastHeard = Date.now();
+    // Anything heard answers the question a ping asks.
+    this.pingSentAt = null;
     let msg;
     try {
       msg = JSON.parse(data);
@@ -191,6 +195,7 @@ export class Connection extends EventTarget {
 
   onWelcome(welcome) {
     this.ready = true;
+    this.pingSentAt = null;
     const resumed = this.everWelcomed;
     this.everWelcomed = true;
     this.attempt = 0;
@@ -206,10 +211,13 @@ export class Connection extends EventTarget {
 
   heartbeat() {
     if (!this.ready) return;
-    if (Date.now() - this.lastHeard > DEAD_AFTER_MS) {
-      this.drop({ code: 4000, reason: 'no answer from the server' });
+    if (this.pingSentAt !== null) {
+      if (Date.now() - this.pingSentAt > DEAD_AFTER_MS) {
+        this.drop({ code: 4000, reason: 'no answer from the server' });
+      }
       return;
     }
+    this.pingSentAt = Date.now();
     try {
       this.ws.send(JSON.stringify({ type: 'ping' }));
     } catch {
