@@ -87,8 +87,6 @@ let whoSoon = null;
 const HINTS = {
   name_in_use: 'Someone is using this name right now: pick another one.',
   auth_failed: 'This name is registered: give its password, or pick another name.',
-  invalid_name: 'A name is 1 to 32 letters, digits, “_”, “-” or “.”.',
-  invalid_room: 'A room name is 1 to 64 letters, digits, “_”, “-” or “.”.',
   unreachable: 'Is the server running? Try again in a moment.',
   too_large: 'That is longer than the server allows.',
 };
@@ -521,6 +519,7 @@ async function signIn(event) {
   const name = ui.signinName.value.trim();
   const password = ui.signinPassword.value;
   showError(ui.signinError, null);
+  ui.signinName.removeAttribute('aria-invalid');
   if (!name) {
     showError(ui.signinError, withHint({ code: 'invalid_name', message: 'enter a name' }));
     ui.signinName.focus();
@@ -542,6 +541,7 @@ async function signIn(event) {
   } catch (err) {
     conn = null;
     showError(ui.signinError, withHint(err));
+    if (err.code === 'invalid_name' || err.code === 'name_in_use') ui.signinName.setAttribute('aria-invalid', 'true');
     ui.signinName.focus();
   } finally {
     ui.signinSubmit.disabled = false;
