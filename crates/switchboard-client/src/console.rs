@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use switchboard_proto::cursor::{advance, covers};
 use switchboard_proto::server::PresenceEvent;
-use switchboard_proto::{ChatMessage, ClientMsg, ServerMsg};
+use switchboard_proto::{ChatMessage, ClientMsg, Cursor, Position, ServerMsg};
 
 /// The help text of `/help`.
 pub const HELP: &str = "commands:
@@ -52,10 +53,10 @@ pub enum Action {
 /// A conversation's state in the console.
 #[derive(Debug, Clone, Default)]
 pub struct ConvState {
-    /// Highest sequence number seen, the cursor to resume from.
-    pub last_seq: u64,
-    /// Lowest sequence number shown, where `/history` pages back from.
-    pub oldest_seq: Option<u64>,
+    /// What has been seen, the cursor to resume from.
+    pub cursor: Cursor,
+    /// The oldest message shown, where `/history` pages back from.
+    pub oldest: Option<Position>,
     /// Messages not yet looked at (for the full-screen sidebar).
     pub unread: u32,
     /// Room members (rooms only).
@@ -175,7 +176,7 @@ impl Console {
                 let Some(conv) = self.current.clone() else {
                     return Action::Print(vec!["! no current room or conversation".into()]);
                 };
-                let before = self.convs.get(&conv).and_then(|c| c.oldest_seq);
+                let before = self.convs.get(&conv).and_then(|c| c.oldest.clone());
                 let (room, with) = match conv {
                     Conv::Room(r) => (Some(r), None),
                     Conv::Dm(n) => (None, Some(n)),
@@ -234,11 +235,14 @@ impl Console {
         let conv = self.conv_of(m);
         let current = self.current.as_ref() == Some(&conv);
         let st = self.convs.entry(conv).or_default();
-        if m.seq <= st.last_seq && st.oldest_seq.is_some_and(|o| m.seq >= o) {
+        if covers(&st.cursor, m) {
             return false;
         }
-        st.last_seq = st.last_seq.max(m.seq);
-        st.oldest_seq = Some(st.oldest_seq.map_or(m.seq, |o| o.min(m.seq)));
+        advance(&mut st.cursor, m);
+        let pos = m.position();
+        if st.oldest.as_ref().is_none_or(|o| pos < *o) {
+            st.oldest = Some(pos);
+        }
         if !current {
             st.unread += 1;
         }
@@ -275,27 +279,39 @@ impl Console {
                 stream,
                 ..
             } => {
-                let who = stream.rsplit(':').next().unwrap_or(stream);
+                // `@a:b`: the recipient is whichever of the two is not this user.
+                let me = self.me.to_ascii_lowercase();
+                let names = stream.trim_start_matches('@');
+                let who = names.split(':').find(|n| *n != me).unwrap_or(names);
+                let who = self
+                    .convs
+                    .keys()
+                    .find_map(|c| match c {
+                        Conv::Dm(n) if n.eq_ignore_ascii_case(who) => Some(n.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| who.to_string());
                 vec![format!(
-                    "* the recipient ({who}) is offline; your message is queued for delivery"
+                    "* {who} is offline; your message is queued for delivery"
                 )]
             }
             ServerMsg::Ack { .. } | ServerMsg::Pong { .. } => Vec::new(),
             ServerMsg::Joined {
                 room,
-                seq,
+                cursor,
                 topic,
                 members,
                 ..
             } => {
                 let conv = Conv::Room(room.clone());
                 let st = self.convs.entry(conv.clone()).or_default();
-                st.last_seq = st.last_seq.max(*seq);
+                // What was said before joining is history, not news: start from here.
+                for (origin, oseq) in cursor {
+                    let e = st.cursor.entry(origin.clone()).or_insert(0);
+                    *e = (*e).max(*oseq);
+                }
                 st.members = members.clone();
                 st.topic = topic.clone();
-                if st.oldest_seq.is_none() {
-                    st.oldest_seq = Some(seq + 1);
-                }
                 self.current = Some(conv);
                 if !self.joined.iter().any(|r| r.eq_ignore_ascii_case(room)) {
                     self.joined.push(room.clone());
@@ -354,8 +370,11 @@ impl Console {
                 for m in messages {
                     let conv = self.conv_of(m);
                     let st = self.convs.entry(conv).or_default();
-                    st.oldest_seq = Some(st.oldest_seq.map_or(m.seq, |o| o.min(m.seq)));
-                    st.last_seq = st.last_seq.max(m.seq);
+                    let pos = m.position();
+                    if st.oldest.as_ref().is_none_or(|o| pos < *o) {
+                        st.oldest = Some(pos);
+                    }
+                    advance(&mut st.cursor, m);
                     lines.push(self.message_line(m));
                 }
                 lines
@@ -450,12 +469,14 @@ mod tests {
         let m = ChatMessage {
             id: "n-1".into(),
             stream: "@alice:bob".into(),
-            seq: 1,
             from: "alice".into(),
             room: None,
             to: Some("bob".into()),
             text: "hi".into(),
             ts: 0,
+            lamport: 1,
+            origin: "n".into(),
+            oseq: 1,
         };
         assert_eq!(
             c.event(&ServerMsg::Message(m.clone())),
@@ -463,5 +484,19 @@ mod tests {
         );
         // The same message again (e.g. after a resume) is not shown twice.
         assert!(c.event(&ServerMsg::Message(m)).is_empty());
+        // A queued acknowledgement names the recipient, not the sender.
+        c.input("/msg Alice are you there?");
+        let ack = ServerMsg::Ack {
+            reff: None,
+            id: "n-2".into(),
+            stream: "@alice:bob".into(),
+            lamport: 2,
+            ts: 0,
+            queued: true,
+        };
+        assert_eq!(
+            c.event(&ack),
+            vec!["* Alice is offline; your message is queued for delivery"]
+        );
     }
 }

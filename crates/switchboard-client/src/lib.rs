@@ -7,9 +7,11 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use switchboard_proto::cursor::{advance, covers};
 use switchboard_proto::server::{ChatMessage, DmInfo};
 use switchboard_proto::{
-    decode_server, encode_client, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION,
+    decode_server, encode_client, ClientMsg, Cursor, ErrorCode, Position, ServerMsg,
+    PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -212,8 +214,8 @@ impl Client {
         self.reply(&reff).await
     }
 
-    /// Sends a text to a room or a user and waits for its acknowledgement: `(seq, queued)`.
-    pub async fn say(&mut self, target: Target<'_>, text: &str) -> Result<(u64, bool)> {
+    /// Sends a text to a room or a user and waits for its acknowledgement: `(id, queued)`.
+    pub async fn say(&mut self, target: Target<'_>, text: &str) -> Result<(String, bool)> {
         let reff = self.new_ref();
         let (room, to) = match target {
             Target::Room(r) => (Some(r.to_string()), None),
@@ -227,7 +229,7 @@ impl Client {
         })
         .await?;
         match self.reply(&reff).await? {
-            ServerMsg::Ack { seq, queued, .. } => Ok((seq, queued)),
+            ServerMsg::Ack { id, queued, .. } => Ok((id, queued)),
             other => Err(ClientError::Unexpected(Box::new(other))),
         }
     }
@@ -244,8 +246,8 @@ impl Client {
     pub async fn history(
         &mut self,
         target: Target<'_>,
-        before: Option<u64>,
-        after: Option<u64>,
+        before: Option<Position>,
+        after: Option<Cursor>,
         limit: u32,
     ) -> Result<(Vec<ChatMessage>, bool)> {
         let (room, with) = match target {
@@ -266,22 +268,28 @@ impl Client {
         }
     }
 
-    /// Everything in a stream after `since`, up to and including `upto`, in order.
+    /// Everything in a stream that `since` does not cover and `upto` does, in stream order.
     pub async fn catch_up(
         &mut self,
         target: Target<'_>,
-        since: u64,
-        upto: u64,
+        since: &Cursor,
+        upto: &Cursor,
     ) -> Result<Vec<ChatMessage>> {
         let mut out = Vec::new();
-        let mut cursor = since;
-        while cursor < upto {
-            let (page, more) = self.history(target, None, Some(cursor), 200).await?;
-            let Some(last) = page.last().map(|m| m.seq) else {
+        let mut cursor = since.clone();
+        loop {
+            let (page, more) = self
+                .history(target, None, Some(cursor.clone()), 200)
+                .await?;
+            if page.is_empty() {
                 break;
-            };
-            out.extend(page.into_iter().filter(|m| m.seq <= upto));
-            cursor = last;
+            }
+            for m in page {
+                advance(&mut cursor, &m);
+                if covers(upto, &m) {
+                    out.push(m);
+                }
+            }
             if !more {
                 break;
             }
@@ -290,15 +298,19 @@ impl Client {
     }
 
     /// Rejoins a room after a reconnect and returns exactly the messages missed since
-    /// `since`: those up to the join's sequence number come from history, those after it
-    /// arrive live through `recv`, so nothing is missed and nothing comes twice.
-    pub async fn resume_room(&mut self, room: &str, since: u64) -> Result<(u64, Vec<ChatMessage>)> {
-        let seq = match self.join(room).await? {
-            ServerMsg::Joined { seq, .. } => seq,
+    /// `since`: those the join's cursor covers come from history, the others arrive live
+    /// through `recv`, so nothing is missed and nothing comes twice.
+    pub async fn resume_room(
+        &mut self,
+        room: &str,
+        since: &Cursor,
+    ) -> Result<(Cursor, Vec<ChatMessage>)> {
+        let joined = match self.join(room).await? {
+            ServerMsg::Joined { cursor, .. } => cursor,
             other => return Err(ClientError::Unexpected(Box::new(other))),
         };
-        let missed = self.catch_up(Target::Room(room), since, seq).await?;
-        Ok((seq, missed))
+        let missed = self.catch_up(Target::Room(room), since, &joined).await?;
+        Ok((joined, missed))
     }
 
     /// Says goodbye and closes.

@@ -9,7 +9,7 @@ impl Core {
     /// The store made every op up to `oseq` durable (ops are committed in the order they
     /// were emitted). Deliveries and acknowledgements waiting on them go out now, to the
     /// members as they are now: someone who joined after the message was accepted but
-    /// before it was durable gets it live, since their `joined.seq` did not cover it.
+    /// before it was durable gets it live, since their `joined.cursor` did not cover it.
     pub fn committed(&mut self, oseq: u64, out: &mut Vec<Effect>) {
         while self.pending.front().is_some_and(|(o, _)| *o <= oseq) {
             let (_, pending) = self.pending.pop_front().expect("checked");
@@ -22,12 +22,13 @@ impl Core {
             Pending::Nothing => {}
             Pending::RoomMessage {
                 room,
-                seq,
+                origin,
+                oseq,
                 frame,
                 ack,
             } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
-                    r.durable_seq = seq;
+                    advance(&mut r.cursor, origin, oseq);
                     if !r.members.is_empty() {
                         out.push(Effect::Fanout {
                             to: r.member_slice(),
@@ -39,14 +40,15 @@ impl Core {
             }
             Pending::DirectMessage {
                 stream,
-                seq,
+                origin,
+                oseq,
                 frame,
                 ack,
                 users,
                 queued_for,
             } => {
                 if let Some(dm) = self.dms.get_mut(&stream) {
-                    dm.durable_seq = seq;
+                    advance(&mut dm.cursor, origin.clone(), oseq);
                 }
                 let mut to: Vec<SessionId> = Vec::new();
                 for key in users.iter() {
@@ -57,7 +59,7 @@ impl Core {
                 to.sort_unstable();
                 to.dedup();
                 if let Some(user) = queued_for {
-                    self.settle_inbox(&user, &stream, seq);
+                    self.settle_inbox(&user, &origin, oseq);
                 }
                 if !to.is_empty() {
                     out.push(Effect::Fanout {
@@ -91,14 +93,14 @@ impl Core {
 
     /// A queued direct message is durable: if its recipient came online meanwhile it is
     /// being delivered live, so it leaves the inbox; otherwise it waits there, now durable.
-    fn settle_inbox(&mut self, user: &str, stream: &str, seq: u64) {
+    fn settle_inbox(&mut self, user: &str, origin: &str, oseq: u64) {
         let online = self.users.contains_key(user);
         let Some(queue) = self.inbox.get_mut(user) else {
             return;
         };
         let Some(pos) = queue
             .iter()
-            .position(|q| q.stream == stream && q.seq == seq)
+            .position(|q| q.origin == origin && q.oseq == oseq)
         else {
             return;
         };
@@ -110,8 +112,8 @@ impl Core {
             let body = OpBody::InboxDelivered {
                 user: user.to_string(),
                 entries: vec![InboxEntry {
-                    stream: stream.to_string(),
-                    seq,
+                    origin: origin.to_string(),
+                    oseq,
                 }],
             };
             self.persist(body, Pending::Nothing);
@@ -131,4 +133,10 @@ impl Core {
     fn is_ready(&self, session: SessionId) -> bool {
         self.sessions.get(&session).is_some_and(|s| s.ready)
     }
+}
+
+/// Moves a stream's cursor past a delivered message.
+fn advance(cursor: &mut switchboard_proto::Cursor, origin: String, oseq: u64) {
+    let e = cursor.entry(origin).or_insert(0);
+    *e = (*e).max(oseq);
 }

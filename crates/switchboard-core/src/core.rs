@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use switchboard_proto::server::{DmInfo, Limits};
 use switchboard_proto::{
-    encode_server, ChatMessage, ClientMsg, ErrorCode, Millis, ProtoError, ServerMsg,
+    encode_server, ChatMessage, ClientMsg, Cursor, ErrorCode, Millis, ProtoError, ServerMsg,
 };
 
 use crate::{Effect, Op, OpBody, OpMeta};
@@ -39,10 +39,10 @@ pub struct Restore {
     pub oseq: u64,
     /// Registered names and their password hashes.
     pub accounts: Vec<(String, String)>,
-    /// Rooms: display name, topic, last sequence number.
-    pub rooms: Vec<(String, Option<String>, u64)>,
-    /// Conversations: stream, the two display names, last sequence number.
-    pub dms: Vec<(String, String, String, u64)>,
+    /// Rooms: display name, topic, what is stored of the room.
+    pub rooms: Vec<(String, Option<String>, Cursor)>,
+    /// Conversations: stream, the two display names, what is stored of it.
+    pub dms: Vec<(String, String, String, Cursor)>,
     /// Offline inboxes: user key and the message waiting for them, oldest first.
     pub inbox: Vec<(String, ChatMessage)>,
 }
@@ -78,10 +78,8 @@ pub(crate) struct User {
 pub(crate) struct Room {
     pub name: String,
     pub topic: Option<String>,
-    /// Last sequence number assigned.
-    pub last_seq: u64,
-    /// Last sequence number on disk (and so delivered).
-    pub durable_seq: u64,
+    /// Every message delivered so far (on disk, and sent to the members).
+    pub cursor: Cursor,
     /// Member sessions.
     pub members: BTreeMap<SessionId, ()>,
     /// Member users by key: display name and how many of their sessions are in.
@@ -93,15 +91,13 @@ pub(crate) struct Room {
 pub(crate) struct Dm {
     pub a: String,
     pub b: String,
-    /// Last sequence number assigned.
-    pub last_seq: u64,
-    /// Last sequence number on disk.
-    pub durable_seq: u64,
+    /// Every message delivered so far.
+    pub cursor: Cursor,
 }
 
 pub(crate) struct Queued {
-    pub stream: String,
-    pub seq: u64,
+    pub origin: String,
+    pub oseq: u64,
     pub frame: Bytes,
     pub durable: bool,
 }
@@ -111,13 +107,15 @@ pub(crate) enum Pending {
     Nothing,
     RoomMessage {
         room: String,
-        seq: u64,
+        origin: String,
+        oseq: u64,
         frame: Bytes,
         ack: Option<(SessionId, Bytes)>,
     },
     DirectMessage {
         stream: String,
-        seq: u64,
+        origin: String,
+        oseq: u64,
         frame: Bytes,
         ack: Option<(SessionId, Bytes)>,
         users: [String; 2],
@@ -173,21 +171,20 @@ impl Core {
             core.accounts
                 .insert(name.to_ascii_lowercase(), (name, hash));
         }
-        for (name, topic, last_seq) in restore.rooms {
+        for (name, topic, cursor) in restore.rooms {
             let mut room = Room::new(name.clone());
             room.topic = topic;
-            room.last_seq = last_seq;
-            room.durable_seq = last_seq;
+            room.cursor = cursor;
             core.rooms.insert(switchboard_proto::room_key(&name), room);
         }
-        for (stream, a, b, last_seq) in restore.dms {
-            core.add_dm(stream, a, b, last_seq);
+        for (stream, a, b, cursor) in restore.dms {
+            core.add_dm(stream, a, b, cursor);
         }
         for (user, msg) in restore.inbox {
             let frame = encode_server(&ServerMsg::Message(msg.clone()));
             core.inbox.entry(user).or_default().push_back(Queued {
-                stream: msg.stream,
-                seq: msg.seq,
+                origin: msg.origin,
+                oseq: msg.oseq,
                 frame,
                 durable: true,
             });
@@ -340,22 +337,14 @@ impl Core {
         self.pending.len() >= MAX_PENDING
     }
 
-    pub(crate) fn add_dm(&mut self, stream: String, a: String, b: String, last_seq: u64) {
+    pub(crate) fn add_dm(&mut self, stream: String, a: String, b: String, cursor: Cursor) {
         for k in [a.to_ascii_lowercase(), b.to_ascii_lowercase()] {
             let list = self.dms_by_user.entry(k).or_default();
             if !list.contains(&stream) {
                 list.push(stream.clone());
             }
         }
-        self.dms.insert(
-            stream,
-            Dm {
-                a,
-                b,
-                last_seq,
-                durable_seq: last_seq,
-            },
-        );
+        self.dms.insert(stream, Dm { a, b, cursor });
     }
 
     /// The conversations of a user, for `welcome`.
@@ -375,14 +364,10 @@ impl Core {
                 Some(DmInfo {
                     with: with.clone(),
                     stream: s.clone(),
-                    last_seq: self.durable_seq_of(s),
+                    cursor: dm.cursor.clone(),
                 })
             })
             .collect()
-    }
-
-    pub(crate) fn durable_seq_of(&self, stream: &str) -> u64 {
-        self.dms.get(stream).map_or(0, |d| d.durable_seq)
     }
 }
 
@@ -391,8 +376,7 @@ impl Room {
         Room {
             name,
             topic: None,
-            last_seq: 0,
-            durable_seq: 0,
+            cursor: Cursor::new(),
             members: BTreeMap::new(),
             users: BTreeMap::new(),
             cache: None,

@@ -2,8 +2,8 @@
 //! recipient, `not_found` for unknown names, and the offline inbox of registered users.
 
 use switchboard_proto::{
-    dm_stream, encode_server, names::name_key, validate_name, ChatMessage, ErrorCode, Millis,
-    ProtoError, ServerMsg,
+    dm_stream, encode_server, names::name_key, validate_name, ChatMessage, Cursor, ErrorCode,
+    Millis, ProtoError, ServerMsg,
 };
 
 use crate::core::{busy, Pending, Queued};
@@ -44,28 +44,27 @@ impl Core {
         let (from, from_key) = (s.name.clone(), s.key.clone());
         let stream = dm_stream(&from, &to_name);
         if !self.dms.contains_key(&stream) {
-            self.add_dm(stream.clone(), from.clone(), to_name.clone(), 0);
+            self.add_dm(stream.clone(), from.clone(), to_name.clone(), Cursor::new());
         }
-        let dm = self.dms.get_mut(&stream).expect("inserted above");
-        dm.last_seq += 1;
-        let seq = dm.last_seq;
         let meta = self.next_meta();
         let msg = ChatMessage {
             id: format!("{}-{}", meta.origin, meta.oseq),
             stream: stream.clone(),
-            seq,
             from,
             room: None,
             to: Some(to_name),
             text,
             ts: now,
+            lamport: meta.lamport,
+            origin: meta.origin.clone(),
+            oseq: meta.oseq,
         };
         let frame = encode_server(&ServerMsg::Message(msg.clone()));
         let ack = encode_server(&ServerMsg::Ack {
             reff,
             id: msg.id.clone(),
             stream: stream.clone(),
-            seq,
+            lamport: meta.lamport,
             ts: now,
             queued: queued_for.is_some(),
         });
@@ -74,15 +73,16 @@ impl Core {
                 .entry(user.clone())
                 .or_default()
                 .push_back(Queued {
-                    stream: stream.clone(),
-                    seq,
+                    origin: meta.origin.clone(),
+                    oseq: meta.oseq,
                     frame: frame.clone(),
                     durable: false,
                 });
         }
         let pending = Pending::DirectMessage {
             stream,
-            seq,
+            origin: meta.origin.clone(),
+            oseq: meta.oseq,
             frame,
             ack: Some((session, ack)),
             users: [from_key, to_key],
@@ -108,8 +108,8 @@ impl Core {
                     frame: q.frame.clone(),
                 });
                 delivered.push(InboxEntry {
-                    stream: q.stream.clone(),
-                    seq: q.seq,
+                    origin: q.origin.clone(),
+                    oseq: q.oseq,
                 });
                 false
             } else {

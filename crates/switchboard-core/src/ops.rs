@@ -25,8 +25,8 @@ pub struct Op {
 /// A message waiting in a registered user's offline inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxEntry {
-    pub stream: String,
-    pub seq: u64,
+    pub origin: String,
+    pub oseq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

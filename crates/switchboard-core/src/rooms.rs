@@ -62,7 +62,7 @@ impl Core {
             session,
             &ServerMsg::Joined {
                 room: room.name.clone(),
-                seq: room.durable_seq,
+                cursor: room.cursor.clone(),
                 topic: room.topic.clone(),
                 members: room.users.values().map(|(n, _)| n.clone()).collect(),
                 reff,
@@ -227,7 +227,7 @@ impl Core {
         Ok(())
     }
 
-    /// Accepts a message to a room: assigns its sequence number and emits it for persistence.
+    /// Accepts a message to a room and emits it for persistence.
     /// Members receive it, and the sender its acknowledgement, once it is on disk.
     pub(crate) fn send_room(
         &mut self,
@@ -254,33 +254,34 @@ impl Core {
                 format!("join #{bare} to send to it"),
             ));
         }
-        r.last_seq += 1;
-        let seq = r.last_seq;
         let room_name = r.name.clone();
         let from = self.sessions[&session].name.clone();
         let meta = self.next_meta();
         let msg = ChatMessage {
             id: format!("{}-{}", meta.origin, meta.oseq),
             stream: key.clone(),
-            seq,
             from,
             room: Some(room_name),
             to: None,
             text,
             ts: now,
+            lamport: meta.lamport,
+            origin: meta.origin.clone(),
+            oseq: meta.oseq,
         };
         let frame = encode_server(&ServerMsg::Message(msg.clone()));
         let ack = encode_server(&ServerMsg::Ack {
             reff,
             id: msg.id.clone(),
             stream: key.clone(),
-            seq,
+            lamport: meta.lamport,
             ts: now,
             queued: false,
         });
         let pending = Pending::RoomMessage {
             room: key,
-            seq,
+            origin: meta.origin.clone(),
+            oseq: meta.oseq,
             frame,
             ack: Some((session, ack)),
         };

@@ -108,15 +108,15 @@ fn nothing_is_delivered_or_acknowledged_before_it_is_durable() {
     let ops = core.take_ops();
     assert_eq!(ops.len(), 1);
     assert!(
-        matches!(&ops[0].body, OpBody::Message { msg, .. } if msg.seq == 1 && msg.text == "hi")
+        matches!(&ops[0].body, OpBody::Message { msg, .. } if msg.id == "n1-2" && msg.text == "hi")
     );
     let mut out = Vec::new();
     core.committed(ops[0].meta.oseq, &mut out);
     let f = frames(&out);
     assert!(
-        matches!(&f[&1][..], [ServerMsg::Message(m), ServerMsg::Ack { seq: 1, .. }] if m.text == "hi")
+        matches!(&f[&1][..], [ServerMsg::Message(m), ServerMsg::Ack { id, .. }] if m.text == "hi" && *id == m.id)
     );
-    assert!(matches!(&f[&2][..], [ServerMsg::Message(m)] if m.seq == 1));
+    assert!(matches!(&f[&2][..], [ServerMsg::Message(m)] if m.id == "n1-2"));
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn a_member_who_joins_while_a_message_is_in_flight_gets_it_live() {
     );
     commit_all(&mut core);
     handle(&mut core, 1, send_room("r", "in flight"));
-    // b joins before the message is durable: its joined.seq does not cover it...
+    // b joins before the message is durable: its joined.cursor does not cover it...
     let f = frames(&handle(
         &mut core,
         2,
@@ -143,10 +143,21 @@ fn a_member_who_joins_while_a_message_is_in_flight_gets_it_live() {
             reff: None,
         },
     ));
-    assert!(matches!(&f[&2][..], [ServerMsg::Joined { seq: 0, .. }]));
-    // ...so it arrives live: no gap between history (up to 0) and live (from 1).
+    assert!(matches!(&f[&2][..], [ServerMsg::Joined { cursor, .. }] if cursor.is_empty()));
+    // ...so it arrives live: no gap between history and live delivery.
     let f = frames(&commit_all(&mut core));
-    assert!(matches!(&f[&2][..], [ServerMsg::Message(m)] if m.seq == 1));
+    assert!(matches!(&f[&2][..], [ServerMsg::Message(m)] if m.text == "in flight"));
+    // Later joiners are covered for it.
+    hello(&mut core, 3, "c", Auth::Guest);
+    let join = ClientMsg::Join {
+        room: "r".into(),
+        reff: None,
+    };
+    let f = frames(&handle(&mut core, 3, join));
+    assert!(
+        matches!(&f[&3][..], [ServerMsg::Joined { cursor, .. }] if cursor.get("n1") == Some(&2)),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -260,7 +271,7 @@ fn clocks_and_sequence_numbers_continue_after_a_restart() {
     let mut core = core_with(Restore {
         clock: 41,
         oseq: 7,
-        rooms: vec![("r".into(), None, 12)],
+        rooms: vec![("r".into(), None, [("n1".to_string(), 7)].into())],
         ..Restore::default()
     });
     hello(&mut core, 1, "a", Auth::Guest);
@@ -272,12 +283,14 @@ fn clocks_and_sequence_numbers_continue_after_a_restart() {
             reff: None,
         },
     ));
-    assert!(matches!(&f[&1][..], [ServerMsg::Joined { seq: 12, .. }]));
+    assert!(
+        matches!(&f[&1][..], [ServerMsg::Joined { cursor, .. }] if cursor.get("n1") == Some(&7))
+    );
     handle(&mut core, 1, send_room("r", "next"));
     let ops = core.take_ops();
     assert_eq!((ops[0].meta.oseq, ops[0].meta.lamport), (8, 42));
     assert!(
-        matches!(&ops[0].body, OpBody::Message { msg, .. } if msg.seq == 13 && msg.id == "n1-8")
+        matches!(&ops[0].body, OpBody::Message { msg, .. } if msg.lamport == 42 && msg.id == "n1-8")
     );
 }
 

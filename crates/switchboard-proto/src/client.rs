@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Cursor, Position};
+
 /// A client-to-node message. See docs/protocol.md for an example of each.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -54,17 +56,17 @@ pub enum ClientMsg {
         reff: Option<String>,
     },
     /// Page through a room's (`room`) or a conversation's (`with`) history. `before` gives the
-    /// newest page below that sequence number; `after` the oldest page above it (for catching
-    /// up). Messages come back in ascending sequence order.
+    /// newest page before that position; `after` the oldest messages the cursor does not
+    /// cover (for catching up). Messages come back in stream order.
     History {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         with: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        before: Option<u64>,
+        before: Option<Position>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        after: Option<u64>,
+        after: Option<Cursor>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]

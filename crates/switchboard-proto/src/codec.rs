@@ -118,17 +118,19 @@ mod tests {
         let msg = ServerMsg::Message(ChatMessage {
             id: "n1-5".into(),
             stream: "#general".into(),
-            seq: 3,
             from: "alice".into(),
             room: Some("general".into()),
             to: None,
             text: "hi".into(),
             ts: 1,
+            lamport: 9,
+            origin: "n1".into(),
+            oseq: 5,
         });
         let text = String::from_utf8(encode_server(&msg).to_vec()).unwrap();
         assert_eq!(
             text,
-            r##"{"type":"message","id":"n1-5","stream":"#general","seq":3,"from":"alice","room":"general","text":"hi","ts":1}"##
+            r##"{"type":"message","id":"n1-5","stream":"#general","from":"alice","room":"general","text":"hi","ts":1,"lamport":9,"origin":"n1","oseq":5}"##
         );
         let p = ServerMsg::Presence {
             room: "general".into(),
@@ -170,15 +172,18 @@ mod tests {
             (
                 arb_opt(),
                 arb_opt(),
-                any::<Option<u64>>(),
-                any::<Option<u64>>(),
+                proptest::option::of((any::<u64>(), "[a-z]{1,8}")),
+                proptest::option::of(proptest::collection::vec(
+                    ("[a-z]{1,8}", any::<u64>()),
+                    0..4
+                )),
                 any::<Option<u32>>()
             )
                 .prop_map(|(room, with, before, after, limit)| ClientMsg::History {
                     room,
                     with,
-                    before,
-                    after,
+                    before: before.map(|(lamport, origin)| crate::Position { lamport, origin }),
+                    after: after.map(|v| v.into_iter().collect()),
                     limit,
                     reff: None
                 }),
@@ -199,10 +204,10 @@ mod tests {
         }
 
         #[test]
-        fn server_message_round_trip(seq in any::<u64>(), ts in any::<u64>(), text in ".{0,300}", from in "[a-z]{1,32}") {
+        fn server_message_round_trip(oseq in any::<u64>(), lamport in any::<u64>(), ts in any::<u64>(), text in ".{0,300}", from in "[a-z]{1,32}") {
             let msg = ServerMsg::Message(ChatMessage {
-                id: format!("n-{seq}"), stream: "#r".into(), seq, from, room: Some("r".into()),
-                to: None, text, ts,
+                id: format!("n-{oseq}"), stream: "#r".into(), from, room: Some("r".into()),
+                to: None, text, ts, lamport, origin: "n".into(), oseq,
             });
             let bytes = encode_server(&msg);
             prop_assert_eq!(decode_server(std::str::from_utf8(&bytes).unwrap()).unwrap(), msg);

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod cursor;
 pub mod error;
 pub mod limits;
 pub mod names;
@@ -11,6 +12,7 @@ pub mod server;
 
 pub use client::ClientMsg;
 pub use codec::{decode_client, decode_server, encode_client, encode_server};
+pub use cursor::{Cursor, Position};
 pub use error::{ErrorCode, ProtoError};
 pub use names::{dm_stream, room_key, validate_name, validate_room, NameError};
 pub use server::{ChatMessage, RoomInfo, ServerMsg};

@@ -2,17 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, Millis};
+use crate::{Cursor, ErrorCode, Millis};
 
 /// One chat message as stored and delivered: to a room (`room`) or to a user (`to`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// Globally unique id: the accepting node's name and its sequence number for the op.
+    /// Globally unique id: `origin-oseq`.
     pub id: String,
     /// The stream the message belongs to: `#room` or `@alice:bob`.
     pub stream: String,
-    /// Position in the stream, 1, 2, 3... with no gaps.
-    pub seq: u64,
     /// The sender's name.
     pub from: String,
     /// The room's display name (without `#`), for room messages.
@@ -24,6 +22,12 @@ pub struct ChatMessage {
     pub text: String,
     /// When the node accepted it, in milliseconds since the Unix epoch.
     pub ts: Millis,
+    /// The Lamport clock when accepted: with `origin`, its place in the stream's order.
+    pub lamport: u64,
+    /// The node that accepted it.
+    pub origin: String,
+    /// That node's sequence number for it (per node, across all streams, no gaps).
+    pub oseq: u64,
 }
 
 /// A room as listed by `rooms`.
@@ -41,7 +45,8 @@ pub struct RoomInfo {
 pub struct DmInfo {
     pub with: String,
     pub stream: String,
-    pub last_seq: u64,
+    /// What the node has of the conversation.
+    pub cursor: Cursor,
 }
 
 /// The limits a client must respect, announced in `welcome`.
@@ -70,11 +75,11 @@ pub enum ServerMsg {
         #[serde(default)]
         dms: Vec<DmInfo>,
     },
-    /// Joined a room; `seq` is the last message sequence already in the room: everything
-    /// after it will be delivered live, everything up to it is in history.
+    /// Joined a room; `cursor` covers every message already delivered in the room: those
+    /// are in history, and every message it does not cover will be delivered live.
     Joined {
         room: String,
-        seq: u64,
+        cursor: Cursor,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
         members: Vec<String>,
@@ -89,21 +94,21 @@ pub enum ServerMsg {
     },
     /// A chat message, to a room the client is in or to the client's user.
     Message(ChatMessage),
-    /// The sender's acknowledgement: the message is on disk with this id and sequence number.
-    /// `queued` is true for a direct message to a registered user who is offline: it will be
-    /// delivered at their next sign-in.
+    /// The sender's acknowledgement: the message is on disk with this id. `queued` is true
+    /// for a direct message to a registered user who is offline: it will be delivered at
+    /// their next sign-in.
     Ack {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reff: Option<String>,
         id: String,
         stream: String,
-        seq: u64,
+        lamport: u64,
         ts: Millis,
         #[serde(default)]
         queued: bool,
     },
-    /// A page of history, in ascending sequence order; `more` says older (for `before`) or
-    /// newer (for `after`) messages remain.
+    /// A page of history in stream order; `more` says older (for `before`) or not yet
+    /// covered (for `after`) messages remain.
     History {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reff: Option<String>,

@@ -11,8 +11,8 @@ use futures_util::{SinkExt, StreamExt};
 use switchboard_core::{Auth, SessionId};
 use switchboard_proto::limits::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, MAX_PASSWORD_BYTES};
 use switchboard_proto::{
-    decode_client, encode_server, ClientMsg, ErrorCode, Millis, ProtoError, ServerMsg,
-    PROTOCOL_VERSION,
+    decode_client, encode_server, ClientMsg, Cursor, ErrorCode, Millis, Position, ProtoError,
+    ServerMsg, PROTOCOL_VERSION,
 };
 use switchboard_store::Page;
 use tokio::sync::OwnedSemaphorePermit;
@@ -337,8 +337,8 @@ impl Conn {
         &mut self,
         room: Option<String>,
         with: Option<String>,
-        before: Option<u64>,
-        after: Option<u64>,
+        before: Option<Position>,
+        after: Option<Cursor>,
         limit: Option<u32>,
         reff: Option<String>,
     ) -> Result<(), ProtoError> {

@@ -87,31 +87,42 @@ async fn room_messages_reach_every_member_with_ids_and_acks() {
     let outsider = s.client("d").await;
     match a.join("#Lobby").await.unwrap() {
         ServerMsg::Joined {
-            room, seq, members, ..
+            room,
+            cursor,
+            members,
+            ..
         } => {
-            assert_eq!((room.as_str(), seq), ("Lobby", 0));
+            assert_eq!(room.as_str(), "Lobby");
+            assert!(cursor.is_empty(), "a new room has no messages: {cursor:?}");
             assert_eq!(members, vec!["a"]);
         }
         other => panic!("{other:?}"),
     }
     b.join("lobby").await.unwrap();
     c.join("LOBBY").await.unwrap();
-    let (seq, queued) = a.say(Target::Room("lobby"), "hello all").await.unwrap();
-    assert_eq!((seq, queued), (1, false));
+    let (id, queued) = a.say(Target::Room("lobby"), "hello all").await.unwrap();
+    assert!(!queued);
+    let mut first = None;
     for cl in [&mut a, &mut b, &mut c] {
         let m = next_message(cl).await;
+        first = Some(m.position());
         assert_eq!(
-            (m.seq, m.from.as_str(), m.text.as_str()),
-            (1, "a", "hello all")
+            (m.id.as_str(), m.from.as_str(), m.text.as_str()),
+            (id.as_str(), "a", "hello all")
+        );
+        assert_eq!(
+            (m.origin.as_str(), format!("t1-{}", m.oseq)),
+            ("t1", id.clone())
         );
         assert_eq!(m.room.as_deref(), Some("Lobby"));
         assert_eq!(m.stream, "#lobby");
         assert!(m.id.starts_with("t1-"));
         assert!(m.ts > 1_700_000_000_000);
     }
-    let (seq, _) = b.say(Target::Room("lobby"), "second").await.unwrap();
-    assert_eq!(seq, 2);
-    assert_eq!(next_message(&mut c).await.seq, 2);
+    let (id2, _) = b.say(Target::Room("lobby"), "second").await.unwrap();
+    let second = next_message(&mut c).await;
+    assert_eq!(second.id, id2);
+    assert!(Some(second.position()) > first, "later messages sort later");
     // Someone who is not a member cannot post.
     let mut outsider = outsider;
     let err = outsider.say(Target::Room("lobby"), "let me in").await;
@@ -168,12 +179,12 @@ async fn room_messages_reach_every_member_with_ids_and_acks() {
     a.say(Target::Room("lobby"), "after c left").await.unwrap();
     let got = b
         .wait_for(WAIT, |m| match m {
-            ServerMsg::Message(m) if m.text == "after c left" => Some(m.seq),
+            ServerMsg::Message(m) if m.text == "after c left" => Some(m.from.clone()),
             _ => None,
         })
         .await
         .unwrap();
-    assert_eq!(got, 3);
+    assert_eq!(got, "a");
     let pong = c.request(ClientMsg::Ping { reff: None }).await.unwrap();
     assert!(matches!(pong, ServerMsg::Pong { .. }));
     // c's queue holds nothing from the room after leaving.
@@ -190,8 +201,8 @@ async fn direct_messages_by_name_and_not_found() {
     let s = TestServer::start().await;
     let mut a = s.client("ann").await;
     let mut b = s.client("ben").await;
-    let (seq, queued) = a.say(Target::User("BEN"), "psst").await.unwrap();
-    assert_eq!((seq, queued), (1, false));
+    let (_, queued) = a.say(Target::User("BEN"), "psst").await.unwrap();
+    assert!(!queued);
     let m = next_message(&mut b).await;
     assert_eq!(
         (m.from.as_str(), m.to.as_deref(), m.text.as_str()),
@@ -200,8 +211,7 @@ async fn direct_messages_by_name_and_not_found() {
     assert_eq!(m.stream, "@ann:ben");
     // The sender sees its own message in the conversation too.
     assert_eq!(next_message(&mut a).await.text, "psst");
-    let (seq, _) = b.say(Target::User("ann"), "back").await.unwrap();
-    assert_eq!(seq, 2);
+    b.say(Target::User("ann"), "back").await.unwrap();
     let err = a.say(Target::User("nobody"), "hello?").await;
     assert_eq!(refused(err), ErrorCode::NotFound);
     let err = a.say(Target::User("bad name"), "hello?").await;
@@ -237,17 +247,17 @@ async fn offline_registered_users_get_queued_messages_at_sign_in() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        alice.say(Target::User("bob"), "one").await.unwrap(),
-        (1, true)
+    assert!(
+        alice.say(Target::User("bob"), "one").await.unwrap().1,
+        "queued"
     );
-    assert_eq!(
-        alice.say(Target::User("bob"), "two").await.unwrap(),
-        (2, true)
-    );
+    let (two, queued) = alice.say(Target::User("bob"), "two").await.unwrap();
+    assert!(queued);
     let (mut bob, w) = Client::connect_as(&s.url, "bob", Some("pw")).await.unwrap();
     assert_eq!(w.dms.len(), 1);
-    assert_eq!((w.dms[0].with.as_str(), w.dms[0].last_seq), ("alice", 2));
+    assert_eq!(w.dms[0].with, "alice");
+    let oseq: u64 = two.rsplit('-').next().unwrap().parse().unwrap();
+    assert_eq!(w.dms[0].cursor.get("t1"), Some(&oseq));
     assert_eq!(next_message(&mut bob).await.text, "one");
     assert_eq!(next_message(&mut bob).await.text, "two");
     // Delivered once: a second sign-in gets nothing more.
@@ -351,6 +361,11 @@ async fn presence_who_and_whois() {
     }
 }
 
+/// The number in a text `m<N>`.
+fn n(m: &switchboard_proto::ChatMessage) -> u64 {
+    m.text[1..].parse().unwrap()
+}
+
 #[tokio::test]
 async fn history_pages_back_and_forward() {
     let s = TestServer::start().await;
@@ -367,41 +382,46 @@ async fn history_pages_back_and_forward() {
         .unwrap();
     }
     // Wait for the last one to be durable.
-    loop {
-        if next_message(&mut a).await.seq == 120 {
-            break;
-        }
-    }
+    while n(&next_message(&mut a).await) < 120 {}
     let mut b = s.client("reader").await;
     let (page, more) = b
         .history(Target::Room("hist"), None, None, 50)
         .await
         .unwrap();
-    assert_eq!(page.first().unwrap().seq, 71);
-    assert_eq!(page.last().unwrap().seq, 120);
+    assert_eq!(n(page.first().unwrap()), 71);
+    assert_eq!(n(page.last().unwrap()), 120);
     assert!(more);
-    let mut seen: Vec<u64> = page.iter().map(|m| m.seq).collect();
-    let mut before = page[0].seq;
+    let mut seen: Vec<u64> = page.iter().map(n).collect();
+    let mut before = page[0].position();
     loop {
         let (page, more) = b
-            .history(Target::Room("hist"), Some(before), None, 50)
+            .history(Target::Room("hist"), Some(before.clone()), None, 50)
             .await
             .unwrap();
-        let mut seqs: Vec<u64> = page.iter().map(|m| m.seq).collect();
-        seqs.extend(seen);
-        seen = seqs;
-        before = page[0].seq;
+        let mut older: Vec<u64> = page.iter().map(n).collect();
+        older.extend(seen);
+        seen = older;
+        before = page[0].position();
         if !more {
             break;
         }
     }
     assert_eq!(seen, (1..=120).collect::<Vec<_>>());
+    // Catching up after a cursor that covers the first 100.
+    let (page, _) = b
+        .history(Target::Room("hist"), None, None, 500)
+        .await
+        .unwrap();
+    let mut cursor = switchboard_proto::Cursor::new();
+    for m in &page[..100] {
+        switchboard_proto::cursor::advance(&mut cursor, m);
+    }
     let (page, more) = b
-        .history(Target::Room("hist"), None, Some(100), 10)
+        .history(Target::Room("hist"), None, Some(cursor), 10)
         .await
         .unwrap();
     assert_eq!(
-        page.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        page.iter().map(n).collect::<Vec<_>>(),
         (101..=110).collect::<Vec<_>>()
     );
     assert!(more);
@@ -423,10 +443,12 @@ async fn resume_after_reconnect_has_no_gap_and_no_duplicate() {
             .unwrap();
     }
     let mut got = Vec::new();
+    let mut cursor = switchboard_proto::Cursor::new();
     while got.len() < 10 {
-        got.push(next_message(&mut reader).await.seq);
+        let m = next_message(&mut reader).await;
+        switchboard_proto::cursor::advance(&mut cursor, &m);
+        got.push(n(&m));
     }
-    let cursor = *got.last().unwrap();
     drop(reader);
     // Messages while the reader is away, and a sender that keeps going during the resume.
     for i in 11..=25 {
@@ -454,12 +476,14 @@ async fn resume_after_reconnect_has_no_gap_and_no_duplicate() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let mut reader = reader.expect("the name comes free once the old connection is gone");
-    let (joined_seq, missed) = reader.resume_room("live", cursor).await.unwrap();
-    got.extend(missed.iter().map(|m| m.seq));
-    assert!(missed.iter().all(|m| m.seq <= joined_seq));
+    let (joined, missed) = reader.resume_room("live", &cursor).await.unwrap();
+    got.extend(missed.iter().map(n));
+    assert!(missed
+        .iter()
+        .all(|m| switchboard_proto::cursor::covers(&joined, m)));
     let _writer = bg.await.unwrap();
     while *got.last().unwrap() < 60 {
-        got.push(next_message(&mut reader).await.seq);
+        got.push(n(&next_message(&mut reader).await));
     }
     assert_eq!(
         got,

@@ -8,7 +8,7 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use switchboard_core::{Op, Restore};
-use switchboard_proto::{ChatMessage, Millis};
+use switchboard_proto::{ChatMessage, Cursor, Millis, Position};
 
 /// Why the store failed. A store error is a node fault (disk full, corruption), never a
 /// client's: the node logs it and tells clients only `internal`.
@@ -22,16 +22,16 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-/// Which page of a stream's history to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which page of a stream's history to read. Streams are ordered by (Lamport clock, origin).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
-    /// The newest `limit` messages below `before` (or the newest of all when `None`).
-    Before(Option<u64>),
-    /// The oldest `limit` messages above `after`.
-    After(u64),
+    /// The newest `limit` messages before a position (or the newest of all when `None`).
+    Before(Option<Position>),
+    /// The first `limit` messages, in stream order, that the cursor does not cover.
+    After(Cursor),
 }
 
-/// A page of history: messages in ascending sequence order, and whether more lie beyond.
+/// A page of history: messages in stream order, and whether more lie beyond.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryPage {
     pub messages: Vec<ChatMessage>,

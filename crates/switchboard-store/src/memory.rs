@@ -5,18 +5,37 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use switchboard_core::{Op, OpBody, Restore};
-use switchboard_proto::{ChatMessage, Millis};
+use switchboard_proto::cursor::{advance, covers};
+use switchboard_proto::{ChatMessage, Cursor, Millis};
 
 use crate::{HistoryPage, Page, Store, StoreError};
 
 #[derive(Default)]
 struct State {
-    messages: BTreeMap<(String, u64), (ChatMessage, String, u64)>,
+    /// Keyed by (stream, lamport, origin): stream order.
+    messages: BTreeMap<(String, u64, String), ChatMessage>,
     max_lamport: u64,
     max_oseq: HashMap<String, u64>,
     accounts: BTreeMap<String, (String, String)>,
     rooms: BTreeMap<String, (String, Option<String>)>,
+    /// (user, origin, oseq).
     inbox: Vec<(String, String, u64)>,
+}
+
+impl State {
+    fn stream(&self, stream: &str) -> impl DoubleEndedIterator<Item = &ChatMessage> {
+        let lo = (stream.to_string(), 0, String::new());
+        let hi = (stream.to_string(), u64::MAX, String::new());
+        self.messages.range(lo..hi).map(|(_, m)| m)
+    }
+
+    fn cursor(&self, stream: &str) -> Cursor {
+        let mut c = Cursor::new();
+        for m in self.stream(stream) {
+            advance(&mut c, m);
+        }
+        c
+    }
 }
 
 /// A store that forgets everything when dropped.
@@ -34,42 +53,43 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn load(&self, node: &str) -> Result<Restore, StoreError> {
         let s = self.state.lock().expect("state lock");
-        let last = |stream: &str| {
-            s.messages
-                .range((stream.to_string(), 0)..=(stream.to_string(), u64::MAX))
-                .next_back()
-                .map_or(0, |((_, seq), _)| *seq)
-        };
-        let mut dms: BTreeMap<String, (String, String, u64)> = BTreeMap::new();
-        for ((stream, seq), (m, _, _)) in &s.messages {
-            if stream.starts_with('@') {
-                dms.insert(
-                    stream.clone(),
-                    (m.from.clone(), m.to.clone().unwrap_or_default(), *seq),
-                );
+        let mut dms: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for m in s.messages.values() {
+            if m.stream.starts_with('@') {
+                let people = (m.from.clone(), m.to.clone().unwrap_or_default());
+                dms.insert(m.stream.clone(), people);
             }
         }
+        let rooms = s
+            .rooms
+            .iter()
+            .map(|(k, (name, topic))| (name.clone(), topic.clone(), s.cursor(k)))
+            .collect();
+        let dms = dms
+            .into_iter()
+            .map(|(k, (a, b))| {
+                let c = s.cursor(&k);
+                (k, a, b, c)
+            })
+            .collect();
+        let inbox = s
+            .inbox
+            .iter()
+            .filter_map(|(u, origin, oseq)| {
+                let m = s
+                    .messages
+                    .values()
+                    .find(|m| &m.origin == origin && m.oseq == *oseq)?;
+                Some((u.clone(), m.clone()))
+            })
+            .collect();
         Ok(Restore {
             clock: s.max_lamport,
             oseq: s.max_oseq.get(node).copied().unwrap_or(0),
             accounts: s.accounts.values().cloned().collect(),
-            rooms: s
-                .rooms
-                .iter()
-                .map(|(k, (name, topic))| (name.clone(), topic.clone(), last(k)))
-                .collect(),
-            dms: dms
-                .into_iter()
-                .map(|(k, (a, b, seq))| (k, a, b, seq))
-                .collect(),
-            inbox: s
-                .inbox
-                .iter()
-                .filter_map(|(u, stream, seq)| {
-                    let m = s.messages.get(&(stream.clone(), *seq))?;
-                    Some((u.clone(), m.0.clone()))
-                })
-                .collect(),
+            rooms,
+            dms,
+            inbox,
         })
     }
 
@@ -81,14 +101,13 @@ impl Store for MemoryStore {
             *o = (*o).max(op.meta.oseq);
             match &op.body {
                 OpBody::Message { msg, queued_for } => {
-                    let key = (msg.stream.clone(), msg.seq);
+                    let key = (msg.stream.clone(), msg.lamport, msg.origin.clone());
                     if s.messages.contains_key(&key) {
                         continue;
                     }
-                    s.messages
-                        .insert(key, (msg.clone(), op.meta.origin.clone(), op.meta.oseq));
+                    s.messages.insert(key, msg.clone());
                     if let Some(u) = queued_for {
-                        s.inbox.push((u.clone(), msg.stream.clone(), msg.seq));
+                        s.inbox.push((u.clone(), msg.origin.clone(), msg.oseq));
                     }
                 }
                 OpBody::Account { name, hash, .. } => {
@@ -109,8 +128,11 @@ impl Store for MemoryStore {
                     e.1 = topic.clone();
                 }
                 OpBody::InboxDelivered { user, entries } => {
-                    s.inbox.retain(|(u, stream, seq)| {
-                        !(u == user && entries.iter().any(|e| &e.stream == stream && e.seq == *seq))
+                    s.inbox.retain(|(u, origin, oseq)| {
+                        let delivered = entries
+                            .iter()
+                            .any(|e| &e.origin == origin && e.oseq == *oseq);
+                        !(u == user && delivered)
                     });
                 }
             }
@@ -126,38 +148,31 @@ impl Store for MemoryStore {
         floor: Millis,
     ) -> Result<HistoryPage, StoreError> {
         let s = self.state.lock().expect("state lock");
-        let all = s
-            .messages
-            .range((stream.to_string(), 0)..=(stream.to_string(), u64::MAX))
-            .map(|(_, (m, _, _))| m)
-            .filter(|m| m.ts >= floor);
+        let all = s.stream(stream).filter(|m| m.ts >= floor);
         let limit = limit as usize;
-        let (mut messages, more): (Vec<ChatMessage>, bool) = match page {
+        let (messages, more) = match &page {
             Page::Before(before) => {
                 let mut v: Vec<ChatMessage> = all
-                    .filter(|m| before.is_none_or(|b| m.seq < b))
-                    .cloned()
-                    .collect();
-                let more = v.len() > limit;
-                let cut = v.len().saturating_sub(limit);
-                v.drain(..cut);
-                (v, more)
-            }
-            Page::After(after) => {
-                let v: Vec<ChatMessage> = all
-                    .filter(|m| m.seq > after)
+                    .rev()
+                    .filter(|m| before.as_ref().is_none_or(|b| m.position() < *b))
                     .take(limit + 1)
                     .cloned()
                     .collect();
-                (v, false)
+                let more = v.len() > limit;
+                v.truncate(limit);
+                v.reverse();
+                (v, more)
             }
-        };
-        let more = if matches!(page, Page::After(_)) {
-            let more = messages.len() > limit;
-            messages.truncate(limit);
-            more
-        } else {
-            more
+            Page::After(cursor) => {
+                let mut v: Vec<ChatMessage> = all
+                    .filter(|m| !covers(cursor, m))
+                    .take(limit + 1)
+                    .cloned()
+                    .collect();
+                let more = v.len() > limit;
+                v.truncate(limit);
+                (v, more)
+            }
         };
         Ok(HistoryPage { messages, more })
     }

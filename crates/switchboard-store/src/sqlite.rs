@@ -6,17 +6,19 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use switchboard_core::{Op, OpBody, Restore};
-use switchboard_proto::{room_key, ChatMessage, Millis};
+use switchboard_proto::{room_key, ChatMessage, Cursor, Millis};
 
 use crate::{HistoryPage, Page, Store, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
-    stream TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
-    sender TEXT NOT NULL, room TEXT, recipient TEXT, text TEXT NOT NULL, ts INTEGER NOT NULL,
-    origin TEXT NOT NULL, oseq INTEGER NOT NULL, lamport INTEGER NOT NULL,
-    PRIMARY KEY (stream, seq)
+    stream TEXT NOT NULL, lamport INTEGER NOT NULL, origin TEXT NOT NULL, oseq INTEGER NOT NULL,
+    id TEXT NOT NULL, sender TEXT NOT NULL, room TEXT, recipient TEXT, text TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (stream, lamport, origin)
 ) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_origin ON messages (origin, oseq);
+CREATE INDEX IF NOT EXISTS messages_by_stream_origin ON messages (stream, origin, oseq);
 CREATE TABLE IF NOT EXISTS ops (
     origin TEXT NOT NULL, oseq INTEGER NOT NULL, lamport INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (origin, oseq)
@@ -24,8 +26,8 @@ CREATE TABLE IF NOT EXISTS ops (
 CREATE TABLE IF NOT EXISTS accounts (key TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL, ts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rooms (key TEXT PRIMARY KEY, name TEXT NOT NULL, topic TEXT, ts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS inbox (
-    user TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
-    PRIMARY KEY (user, stream, seq)
+    user TEXT NOT NULL, origin TEXT NOT NULL, oseq INTEGER NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (user, origin, oseq)
 ) WITHOUT ROWID;
 ";
 
@@ -76,20 +78,38 @@ impl SqliteStore {
     }
 }
 
-fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
+/// Reads a message from columns `MSG_COLS`, starting at column `at`.
+fn message_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ChatMessage> {
     Ok(ChatMessage {
-        stream: row.get(0)?,
-        seq: row.get::<_, i64>(1)? as u64,
-        id: row.get(2)?,
-        from: row.get(3)?,
-        room: row.get(4)?,
-        to: row.get(5)?,
-        text: row.get(6)?,
-        ts: row.get::<_, i64>(7)? as u64,
+        stream: row.get(at)?,
+        lamport: row.get::<_, i64>(at + 1)? as u64,
+        origin: row.get(at + 2)?,
+        oseq: row.get::<_, i64>(at + 3)? as u64,
+        id: row.get(at + 4)?,
+        from: row.get(at + 5)?,
+        room: row.get(at + 6)?,
+        to: row.get(at + 7)?,
+        text: row.get(at + 8)?,
+        ts: row.get::<_, i64>(at + 9)? as u64,
     })
 }
 
-const MSG_COLS: &str = "stream, seq, id, sender, room, recipient, text, ts";
+fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
+    message_at(row, 0)
+}
+
+const MSG_COLS: &str = "stream, lamport, origin, oseq, id, sender, room, recipient, text, ts";
+
+/// What a node has of one stream: origin -> highest oseq.
+fn stream_cursor(c: &Connection, stream: &str) -> rusqlite::Result<Cursor> {
+    let mut st = c.prepare_cached(
+        "SELECT origin, MAX(oseq) FROM messages WHERE stream = ?1 GROUP BY origin",
+    )?;
+    let rows = st.query_map([stream], |row| {
+        Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
+    })?;
+    rows.collect()
+}
 
 impl Store for SqliteStore {
     fn load(&self, node: &str) -> Result<Restore, StoreError> {
@@ -111,54 +131,32 @@ impl Store for SqliteStore {
         r.accounts = st
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        let mut st = c.prepare(
-            "SELECT name, topic, (SELECT MAX(seq) FROM messages m WHERE m.stream = rooms.key) FROM rooms",
-        )?;
-        r.rooms = st
-            .query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
-                ))
-            })?
+        let mut st = c.prepare("SELECT key, name, topic FROM rooms")?;
+        let rooms: Vec<(String, String, Option<String>)> = st
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<Result<_, _>>()?;
-        // Conversation streams start with '@'; SQLite returns the bare columns of the row
-        // holding the MAX, which names both participants.
+        for (key, name, topic) in rooms {
+            r.rooms.push((name, topic, stream_cursor(&c, &key)?));
+        }
+        // Conversation streams start with '@'; any of their messages names both people.
         let mut st = c.prepare(
-            "SELECT stream, MAX(seq), sender, recipient FROM messages
+            "SELECT stream, sender, recipient FROM messages
              WHERE stream >= '@' AND stream < 'A' GROUP BY stream",
         )?;
-        r.dms = st
-            .query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(2)?,
-                    row.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    row.get::<_, i64>(1)? as u64,
-                ))
-            })?
+        let dms: Vec<(String, String, Option<String>)> = st
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<Result<_, _>>()?;
+        for (stream, a, b) in dms {
+            let cursor = stream_cursor(&c, &stream)?;
+            r.dms.push((stream, a, b.unwrap_or_default(), cursor));
+        }
         let mut st = c.prepare(&format!(
-            "SELECT i.user, m.{} FROM inbox i JOIN messages m ON m.stream = i.stream AND m.seq = i.seq
-             ORDER BY i.ts, i.stream, i.seq",
+            "SELECT i.user, m.{} FROM inbox i JOIN messages m ON m.origin = i.origin AND m.oseq = i.oseq
+             ORDER BY i.ts, i.origin, i.oseq",
             MSG_COLS.replace(", ", ", m.")
         ))?;
         r.inbox = st
-            .query_map([], |row| {
-                let user: String = row.get(0)?;
-                let msg = ChatMessage {
-                    stream: row.get(1)?,
-                    seq: row.get::<_, i64>(2)? as u64,
-                    id: row.get(3)?,
-                    from: row.get(4)?,
-                    room: row.get(5)?,
-                    to: row.get(6)?,
-                    text: row.get(7)?,
-                    ts: row.get::<_, i64>(8)? as u64,
-                };
-                Ok((user, msg))
-            })?
+            .query_map([], |row| Ok((row.get(0)?, message_at(row, 1)?)))?
             .collect::<Result<_, _>>()?;
         Ok(r)
     }
@@ -168,8 +166,8 @@ impl Store for SqliteStore {
         let tx = c.transaction()?;
         {
             let mut put_msg = tx.prepare_cached(
-                "INSERT OR IGNORE INTO messages (stream, seq, id, sender, room, recipient, text, ts, origin, oseq, lamport)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT OR IGNORE INTO messages (stream, lamport, origin, oseq, id, sender, room, recipient, text, ts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut put_op = tx.prepare_cached(
                 "INSERT OR IGNORE INTO ops (origin, oseq, lamport, body) VALUES (?1, ?2, ?3, ?4)",
@@ -179,21 +177,20 @@ impl Store for SqliteStore {
                 if let OpBody::Message { msg, queued_for } = &op.body {
                     put_msg.execute(params![
                         msg.stream,
-                        msg.seq as i64,
+                        m.lamport as i64,
+                        m.origin,
+                        m.oseq as i64,
                         msg.id,
                         msg.from,
                         msg.room,
                         msg.to,
                         msg.text,
-                        msg.ts as i64,
-                        m.origin,
-                        m.oseq as i64,
-                        m.lamport as i64
+                        msg.ts as i64
                     ])?;
                     if let Some(user) = queued_for {
                         tx.execute(
-                            "INSERT OR IGNORE INTO inbox (user, stream, seq, ts) VALUES (?1, ?2, ?3, ?4)",
-                            params![user, msg.stream, msg.seq as i64, msg.ts as i64],
+                            "INSERT OR IGNORE INTO inbox (user, origin, oseq, ts) VALUES (?1, ?2, ?3, ?4)",
+                            params![user, m.origin, m.oseq as i64, msg.ts as i64],
                         )?;
                     }
                     continue;
@@ -229,10 +226,10 @@ impl Store for SqliteStore {
                     }
                     OpBody::InboxDelivered { user, entries } => {
                         let mut del = tx.prepare_cached(
-                            "DELETE FROM inbox WHERE user = ?1 AND stream = ?2 AND seq = ?3",
+                            "DELETE FROM inbox WHERE user = ?1 AND origin = ?2 AND oseq = ?3",
                         )?;
                         for e in entries {
-                            del.execute(params![user, e.stream, e.seq as i64])?;
+                            del.execute(params![user, e.origin, e.oseq as i64])?;
                         }
                     }
                 }
@@ -252,32 +249,52 @@ impl Store for SqliteStore {
         let c = self.reader()?;
         let result = (|| {
             let n = limit as i64 + 1;
+            let backwards = matches!(page, Page::Before(_));
             let mut messages: Vec<ChatMessage> = match page {
                 Page::Before(before) => {
-                    let before = before.map_or(i64::MAX, |b| b as i64);
+                    let (lamport, origin) =
+                        before.map_or((i64::MAX, String::new()), |p| (p.lamport as i64, p.origin));
                     let mut st = c.prepare_cached(&format!(
-                        "SELECT {MSG_COLS} FROM messages WHERE stream = ?1 AND seq < ?2 AND ts >= ?3
-                         ORDER BY seq DESC LIMIT ?4"
-                    ))?;
-                    let rows =
-                        st.query_map(params![stream, before, floor as i64, n], message_from_row)?;
-                    rows.collect::<Result<_, _>>()?
-                }
-                Page::After(after) => {
-                    let mut st = c.prepare_cached(&format!(
-                        "SELECT {MSG_COLS} FROM messages WHERE stream = ?1 AND seq > ?2 AND ts >= ?3
-                         ORDER BY seq ASC LIMIT ?4"
+                        "SELECT {MSG_COLS} FROM messages
+                         WHERE stream = ?1 AND (lamport < ?2 OR (lamport = ?2 AND origin < ?3)) AND ts >= ?4
+                         ORDER BY lamport DESC, origin DESC LIMIT ?5"
                     ))?;
                     let rows = st.query_map(
-                        params![stream, after as i64, floor as i64, n],
+                        params![stream, lamport, origin, floor as i64, n],
                         message_from_row,
                     )?;
                     rows.collect::<Result<_, _>>()?
                 }
+                Page::After(cursor) => {
+                    // Per origin, the messages past the cursor, in origin order; then merged
+                    // into stream order. Each origin's part is a prefix, so the page is too.
+                    let origins: Vec<String> = c
+                        .prepare_cached("SELECT DISTINCT origin FROM messages WHERE stream = ?1")?
+                        .query_map([stream], |row| row.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    let mut st = c.prepare_cached(&format!(
+                        "SELECT {MSG_COLS} FROM messages
+                         WHERE stream = ?1 AND origin = ?2 AND oseq > ?3 AND ts >= ?4
+                         ORDER BY oseq ASC LIMIT ?5"
+                    ))?;
+                    let mut all = Vec::new();
+                    for origin in origins {
+                        let after = cursor.get(&origin).copied().unwrap_or(0) as i64;
+                        let rows = st.query_map(
+                            params![stream, origin, after, floor as i64, n],
+                            message_from_row,
+                        )?;
+                        for m in rows {
+                            all.push(m?);
+                        }
+                    }
+                    all.sort_by_key(|m| m.position());
+                    all
+                }
             };
             let more = messages.len() > limit as usize;
             messages.truncate(limit as usize);
-            if matches!(page, Page::Before(_)) {
+            if backwards {
                 messages.reverse();
             }
             Ok::<_, StoreError>(HistoryPage { messages, more })

@@ -1,40 +1,46 @@
 //! One test suite, run on every Store implementation.
 
 use switchboard_core::{InboxEntry, Op, OpBody, OpMeta};
-use switchboard_proto::ChatMessage;
+use switchboard_proto::{ChatMessage, Cursor, Position};
 
 use crate::{MemoryStore, Page, SqliteStore, Store};
 
-fn meta(oseq: u64) -> OpMeta {
+fn meta(origin: &str, oseq: u64, lamport: u64) -> OpMeta {
     OpMeta {
-        origin: "n1".into(),
+        origin: origin.into(),
         oseq,
-        lamport: oseq + 100,
+        lamport,
     }
 }
 
-fn msg(stream: &str, seq: u64, ts: u64) -> ChatMessage {
+fn msg(stream: &str, origin: &str, oseq: u64, lamport: u64, ts: u64) -> ChatMessage {
     let dm = stream.starts_with('@');
     ChatMessage {
-        id: format!("n1-{seq}"),
+        id: format!("{origin}-{oseq}"),
         stream: stream.into(),
-        seq,
         from: "Alice".into(),
         room: (!dm).then(|| "general".into()),
         to: dm.then(|| "Bob".into()),
-        text: format!("text {seq}"),
+        text: format!("text {origin}-{oseq}"),
         ts,
+        lamport,
+        origin: origin.into(),
+        oseq,
     }
 }
 
-fn message_op(oseq: u64, m: ChatMessage, queued_for: Option<&str>) -> Op {
+fn message_op(m: ChatMessage, queued_for: Option<&str>) -> Op {
     Op {
-        meta: meta(oseq),
+        meta: meta(&m.origin.clone(), m.oseq, m.lamport),
         body: OpBody::Message {
             msg: m,
             queued_for: queued_for.map(str::to_string),
         },
     }
+}
+
+fn ids(page: &[ChatMessage]) -> Vec<String> {
+    page.iter().map(|m| m.id.clone()).collect()
 }
 
 fn run_suite(store: &dyn Store) {
@@ -43,14 +49,14 @@ fn run_suite(store: &dyn Store) {
 
     let mut ops = vec![
         Op {
-            meta: meta(1),
+            meta: meta("n1", 1, 1),
             body: OpBody::Room {
                 room: "General".into(),
                 ts: 1,
             },
         },
         Op {
-            meta: meta(2),
+            meta: meta("n1", 2, 2),
             body: OpBody::Account {
                 name: "Bob".into(),
                 hash: "$argon2id$x".into(),
@@ -58,16 +64,20 @@ fn run_suite(store: &dyn Store) {
             },
         },
     ];
-    for seq in 1..=120 {
-        ops.push(message_op(2 + seq, msg("#general", seq, seq), None));
+    // 120 messages from n1 (lamport 10, 12, 14...) and 10 from n2 interleaved (lamport 11, 13...).
+    for i in 1..=120 {
+        ops.push(message_op(msg("#general", "n1", 2 + i, 8 + 2 * i, i), None));
+    }
+    for i in 1..=10 {
+        ops.push(message_op(msg("#general", "n2", i, 9 + 2 * i, i), None));
     }
     store.append(&ops).unwrap();
     store
         .append(&[
-            message_op(123, msg("@alice:bob", 1, 50), Some("bob")),
-            message_op(124, msg("@alice:bob", 2, 60), Some("bob")),
+            message_op(msg("@alice:bob", "n1", 123, 300, 50), Some("bob")),
+            message_op(msg("@alice:bob", "n1", 124, 301, 60), Some("bob")),
             Op {
-                meta: meta(125),
+                meta: meta("n1", 125, 302),
                 body: OpBody::Topic {
                     room: "General".into(),
                     topic: Some("hello".into()),
@@ -77,87 +87,112 @@ fn run_suite(store: &dyn Store) {
             },
         ])
         .unwrap();
-
     // Appending the same op again changes nothing.
     store
-        .append(&[message_op(3, msg("#general", 1, 1), None)])
+        .append(&[message_op(msg("#general", "n1", 3, 10, 1), None)])
         .unwrap();
 
     let r = store.load("n1").unwrap();
-    assert_eq!(r.clock, 225);
+    assert_eq!(r.clock, 302);
     assert_eq!(r.oseq, 125);
-    assert_eq!(store.load("other").unwrap().oseq, 0);
+    assert_eq!(store.load("n2").unwrap().oseq, 10);
     assert_eq!(
         r.accounts,
         vec![("Bob".to_string(), "$argon2id$x".to_string())]
     );
+    let general = Cursor::from([("n1".to_string(), 122), ("n2".to_string(), 10)]);
     assert_eq!(
         r.rooms,
-        vec![("General".to_string(), Some("hello".to_string()), 120)]
+        vec![("General".to_string(), Some("hello".to_string()), general)]
     );
+    let dm = Cursor::from([("n1".to_string(), 124)]);
     assert_eq!(
         r.dms,
-        vec![("@alice:bob".into(), "Alice".into(), "Bob".into(), 2)]
+        vec![("@alice:bob".into(), "Alice".into(), "Bob".into(), dm)]
     );
     assert_eq!(r.inbox.len(), 2);
     assert_eq!(r.inbox[0].0, "bob");
-    assert_eq!(r.inbox[0].1.seq, 1);
+    assert_eq!(r.inbox[0].1.oseq, 123);
 
-    // Newest page first, then older pages, each ascending.
+    // The newest page first, in stream order (lamport, origin).
     let p = store
         .history("#general", Page::Before(None), 50, 0)
         .unwrap();
-    assert_eq!(p.messages.first().unwrap().seq, 71);
-    assert_eq!(p.messages.last().unwrap().seq, 120);
+    assert_eq!(p.messages.len(), 50);
+    assert_eq!(p.messages.last().unwrap().id, "n1-122");
+    assert!(p
+        .messages
+        .windows(2)
+        .all(|w| w[0].position() < w[1].position()));
     assert!(p.more);
+    // Paging back to the start covers every message once.
+    let mut seen = ids(&p.messages);
+    let mut before = p.messages[0].position();
+    loop {
+        let p = store
+            .history("#general", Page::Before(Some(before.clone())), 50, 0)
+            .unwrap();
+        let mut page = ids(&p.messages);
+        page.extend(seen);
+        seen = page;
+        if !p.more {
+            break;
+        }
+        before = p.messages[0].position();
+    }
+    assert_eq!(seen.len(), 130);
+    assert_eq!(&seen[..3], ["n1-3", "n2-1", "n1-4"]);
+    // Catching up from a cursor: exactly what it does not cover, in stream order.
+    let cursor = Cursor::from([("n1".to_string(), 10)]);
     let p = store
-        .history("#general", Page::Before(Some(21)), 50, 0)
+        .history("#general", Page::After(cursor), 15, 0)
         .unwrap();
-    assert_eq!(
-        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        (1..=20).collect::<Vec<_>>()
-    );
-    assert!(!p.more);
-    // Catching up after a cursor.
-    let p = store.history("#general", Page::After(100), 15, 0).unwrap();
-    assert_eq!(
-        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        (101..=115).collect::<Vec<_>>()
-    );
+    assert_eq!(&ids(&p.messages)[..4], ["n2-1", "n2-2", "n2-3", "n2-4"]);
     assert!(p.more);
-    let p = store.history("#general", Page::After(115), 15, 0).unwrap();
-    assert_eq!(p.messages.len(), 5);
+    let cursor = Cursor::from([("n1".to_string(), 120), ("n2".to_string(), 10)]);
+    let p = store
+        .history("#general", Page::After(cursor), 15, 0)
+        .unwrap();
+    assert_eq!(ids(&p.messages), ["n1-121", "n1-122"]);
     assert!(!p.more);
     // A floor hides older messages.
     let p = store
         .history("@alice:bob", Page::Before(None), 10, 55)
         .unwrap();
-    assert_eq!(
-        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        vec![2]
-    );
-    assert_eq!(p.messages[0], msg("@alice:bob", 2, 60));
-    assert!(store
+    assert_eq!(ids(&p.messages), ["n1-124"]);
+    assert_eq!(p.messages[0], msg("@alice:bob", "n1", 124, 301, 60));
+    let nowhere = store
         .history("#nowhere", Page::Before(None), 10, 0)
-        .unwrap()
-        .messages
-        .is_empty());
+        .unwrap();
+    assert!(nowhere.messages.is_empty());
+    let pos = Position {
+        lamport: 13,
+        origin: "n1".into(),
+    };
+    let p = store
+        .history("#general", Page::Before(Some(pos)), 10, 0)
+        .unwrap();
+    assert_eq!(
+        ids(&p.messages),
+        ["n1-3", "n2-1", "n1-4"],
+        "(13, n2) sorts after (13, n1)"
+    );
 
     store
         .append(&[Op {
-            meta: meta(126),
+            meta: meta("n1", 126, 303),
             body: OpBody::InboxDelivered {
                 user: "bob".into(),
                 entries: vec![InboxEntry {
-                    stream: "@alice:bob".into(),
-                    seq: 1,
+                    origin: "n1".into(),
+                    oseq: 123,
                 }],
             },
         }])
         .unwrap();
     let r = store.load("n1").unwrap();
     assert_eq!(r.inbox.len(), 1);
-    assert_eq!(r.inbox[0].1.seq, 2);
+    assert_eq!(r.inbox[0].1.oseq, 124);
 }
 
 #[test]
@@ -176,7 +211,7 @@ fn sqlite_store_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = SqliteStore::open(dir.path()).unwrap();
-        s.append(&[message_op(1, msg("#general", 1, 1), None)])
+        s.append(&[message_op(msg("#general", "n1", 1, 1, 1), None)])
             .unwrap();
     }
     let s = SqliteStore::open(dir.path()).unwrap();

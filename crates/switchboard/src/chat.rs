@@ -66,8 +66,9 @@ pub async fn sign_in(
         let since = console
             .convs
             .get(&Conv::Room(room.clone()))
-            .map_or(0, |c| c.last_seq);
-        let (_, missed) = client.resume_room(&room, since).await?;
+            .map(|c| c.cursor.clone())
+            .unwrap_or_default();
+        let (_, missed) = client.resume_room(&room, &since).await?;
         if !missed.is_empty() {
             lines.push(format!("* {} missed message(s) in #{room}", missed.len()));
         }
@@ -76,13 +77,16 @@ pub async fn sign_in(
         }
     }
     for dm in &welcome.dms {
-        let since = console
+        let Some(since) = console
             .convs
             .get(&Conv::Dm(dm.with.clone()))
-            .map_or(0, |c| c.last_seq);
-        if dm.last_seq > since && console.convs.contains_key(&Conv::Dm(dm.with.clone())) {
+            .map(|c| c.cursor.clone())
+        else {
+            continue;
+        };
+        if since != dm.cursor {
             for m in client
-                .catch_up(Target::User(&dm.with), since, dm.last_seq)
+                .catch_up(Target::User(&dm.with), &since, &dm.cursor)
                 .await?
             {
                 lines.extend(console.event(&ServerMsg::Message(m)));
