@@ -8,8 +8,10 @@ import { after, before, test } from 'node:test';
 import {
   ConsoleClient,
   Node,
+  assertOnceInOrder,
   closePage,
   launchBrowser,
+  nodeHistory,
   paneMessages,
   say,
   screenshot,
@@ -69,9 +71,11 @@ test('a registered user catches up on direct messages after a restart', async ()
     msgs.map((m) => `${m.from}: ${m.text}`),
     ['alice: hi bob', 'bob: dm 1', 'bob: dm 2', 'bob: dm 3', 'alice: back again'],
   );
+  assertOnceInOrder(msgs);
+  const stream = await nodeHistory(alice, { with: 'bob' }, { name: 'alice', password: 'alice-secret' });
   assert.deepEqual(
-    msgs.map((m) => m.seq),
-    [1, 2, 3, 4, 5],
+    msgs.map((m) => m.id),
+    stream.map((m) => m.id),
   );
   await screenshot(alice, 'dm-resume');
 

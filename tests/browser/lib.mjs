@@ -236,15 +236,58 @@ export function paneTexts(page) {
   return page.$$eval('[data-testid=message-list] [data-testid=message-text]', (els) => els.map((e) => e.textContent));
 }
 
-/** The pane's messages as {from, text, seq}. */
-export function paneMessages(page) {
-  return page.$$eval('[data-testid=message-list] [data-testid=message]', (els) =>
+/** The pane's messages, top to bottom, as {from, text, stream, id, origin, oseq}. */
+export async function paneMessages(page) {
+  const msgs = await page.$$eval('[data-testid=message-list] [data-testid=message]', (els) =>
     els.map((e) => ({
       from: e.dataset.from,
-      seq: Number(e.dataset.seq),
+      id: e.dataset.id,
       stream: e.dataset.stream,
       text: e.querySelector('[data-testid=message-text]').textContent,
     })),
+  );
+  // An id is `origin-oseq` (a node name may itself contain '-').
+  return msgs.map((m) => {
+    const cut = m.id.lastIndexOf('-');
+    return { ...m, origin: m.id.slice(0, cut), oseq: Number(m.id.slice(cut + 1)) };
+  });
+}
+
+/**
+ * Checks that messages accepted by one node are each there once, in that node's order: with a
+ * single node, a stream's order is its origin order, so the `oseq`s only go up.
+ */
+export function assertOnceInOrder(msgs, origin = 'web1') {
+  assert.deepEqual(msgs.map((m) => m.origin), msgs.map(() => origin), 'every message is from the one node');
+  for (let i = 1; i < msgs.length; i++) {
+    assert.ok(msgs[i - 1].oseq < msgs[i].oseq, `${msgs[i - 1].id} then ${msgs[i].id}: once each, in stream order`);
+  }
+}
+
+/**
+ * A stream as the node has it (up to 500 messages, in stream order), read by a session of its
+ * own over the page's origin: `hello` as `name` (and `password`), then `history` of `target`
+ * (`{room}` or `{with}`).
+ */
+export function nodeHistory(page, target, { name, password } = {}) {
+  return page.evaluate(
+    ([tgt, n, pw]) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`);
+        ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', v: 1, name: n, ...(pw ? { password: pw } : {}) }));
+        ws.onerror = () => reject(new Error('the probe connection failed'));
+        ws.onmessage = (e) => {
+          const f = JSON.parse(e.data);
+          if (f.type === 'welcome') ws.send(JSON.stringify({ type: 'history', ...tgt, limit: 500, ref: 'h' }));
+          else if (f.type === 'error') reject(new Error(`${f.code}: ${f.message}`));
+          else if (f.type === 'history' && f.ref === 'h') {
+            ws.send(JSON.stringify({ type: 'bye' }));
+            ws.close();
+            resolve(f.messages);
+          }
+        };
+      }),
+    [target, name, password],
   );
 }
 

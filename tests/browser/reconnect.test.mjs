@@ -8,9 +8,11 @@ import { after, before, test } from 'node:test';
 import {
   ConsoleClient,
   Node,
+  assertOnceInOrder,
   closePage,
   joinRoom,
   launchBrowser,
+  nodeHistory,
   paneMessages,
   say,
   screenshot,
@@ -95,10 +97,12 @@ test('after a node restart the page reconnects and misses nothing', async (t) =>
     msgs.map((m) => m.text),
     ['before 1', 'before 2', 'before 3', 'alice before the restart', ...during, 'after 1', 'after 2', 'alice is back'],
   );
-  // Each (stream, seq) once, in order.
+  // Each message once, in stream order, and exactly the room's stream as the node has it.
+  assertOnceInOrder(msgs);
+  const stream = await nodeHistory(alice, { room: 'general' }, { name: 'probe' });
   assert.deepEqual(
-    msgs.map((m) => m.seq),
-    msgs.map((_, i) => i + 1),
+    msgs.map((m) => m.id),
+    stream.map((m) => m.id),
   );
   await screenshot(alice, 'reconnect-after');
   await closePage(alice);

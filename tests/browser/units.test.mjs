@@ -4,33 +4,112 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { ChatState, Conversation, dmKey, roomKey, sameName } from '../../web/js/state.js';
+import {
+  ChatState,
+  Conversation,
+  advance,
+  behind,
+  compareMessages,
+  copyCursor,
+  covers,
+  dmKey,
+  roomKey,
+  sameName,
+} from '../../web/js/state.js';
 import { Node, closePage, launchBrowser, openPage } from './lib.mjs';
 
-const msg = (seq, from = 'bob', extra = {}) => ({
-  id: `web1-${seq}`,
+/** Message `n` of #general: accepted by `origin` as its `oseq`, at Lamport time `lamport`. */
+const msg = (n, { origin = 'web1', oseq = n, lamport = n, from = 'bob', ...extra } = {}) => ({
+  id: `${origin}-${oseq}`,
   stream: '#general',
-  seq,
   from,
   room: 'general',
-  text: `m${seq}`,
-  ts: 1_700_000_000_000 + seq,
+  text: `m${n}`,
+  ts: 1_700_000_000_000 + n,
+  lamport,
+  origin,
+  oseq,
   ...extra,
 });
+const texts = (msgs) => msgs.map((m) => m.text);
+/** A cursor as a plain object, to compare with deepEqual. */
+const plain = (cursor) => ({ ...cursor });
 
-test('messages are kept once each, in sequence order', () => {
+test('messages are kept once each, in stream order', () => {
   const c = new Conversation('room', '#general', 'general');
   assert.deepEqual(c.add([msg(3), msg(4)]).appendOnly, true);
   // Live 6 arrives before the catch-up brings 5; then 5 and 6 again (from history).
-  assert.deepEqual(c.add([msg(6)]).added.map((m) => m.seq), [6]);
+  assert.deepEqual(texts(c.add([msg(6)]).added), ['m6']);
   const r = c.add([msg(5), msg(6)]);
-  assert.deepEqual(r.added.map((m) => m.seq), [5]);
+  assert.deepEqual(texts(r.added), ['m5']);
   assert.equal(r.appendOnly, false);
   // An older page.
-  assert.deepEqual(c.add([msg(1), msg(2), msg(3)]).added.map((m) => m.seq), [1, 2]);
-  assert.deepEqual(c.messages.map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
-  assert.equal(c.lastSeq, 6);
-  assert.equal(c.oldestSeq, 1);
+  assert.deepEqual(texts(c.add([msg(1), msg(2), msg(3)]).added), ['m1', 'm2']);
+  assert.deepEqual(texts(c.messages), ['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+  assert.deepEqual(plain(c.cursor), { web1: 6 });
+  assert.deepEqual(c.oldestPosition, { lamport: 1, origin: 'web1' });
+  // The same id again, even in a batch of its own, is dropped; so is what cannot be placed.
+  const again = c.add([msg(4), { ...msg(7), lamport: undefined }, { ...msg(8), id: undefined }, null]);
+  assert.deepEqual(again.added, []);
+  assert.equal(c.messages.length, 6);
+});
+
+test('messages from several nodes are ordered by (lamport, origin), late ones in place', () => {
+  const c = new Conversation('room', '#general', 'general');
+  // Two nodes: n1's messages 1-3, n2's 1-2, with Lamport times that interleave, and a tie at
+  // Lamport 4 that the origin breaks ("n1" < "n2"). Arrival order is not stream order.
+  const a1 = msg(1, { origin: 'n1', oseq: 1, lamport: 1 });
+  const b1 = msg(2, { origin: 'n2', oseq: 1, lamport: 2 });
+  const a2 = msg(3, { origin: 'n1', oseq: 2, lamport: 4 });
+  const b2 = msg(4, { origin: 'n2', oseq: 2, lamport: 4 });
+  const a3 = msg(5, { origin: 'n1', oseq: 3, lamport: 10 });
+  assert.equal(c.add([a1, a2]).appendOnly, true);
+  assert.equal(c.add([a3]).appendOnly, true);
+  // n2's messages reach this node later: into their places, not at the end.
+  const late = c.add([b2, b1]);
+  assert.deepEqual(texts(late.added), ['m4', 'm2']);
+  assert.equal(late.appendOnly, false);
+  assert.deepEqual(texts(c.messages), ['m1', 'm2', 'm3', 'm4', 'm5']);
+  assert.deepEqual(plain(c.cursor), { n1: 3, n2: 2 });
+  // Delivered again from history (another batch, another order): nothing changes.
+  assert.deepEqual(c.add([a3, b2, a1, b1, a2]).added, []);
+  assert.deepEqual(texts(c.messages), ['m1', 'm2', 'm3', 'm4', 'm5']);
+  // Lamport times compare as numbers (10 after 4 and 9), origins as strings.
+  assert.ok(compareMessages(msg(0, { lamport: 9 }), msg(0, { lamport: 10 })) < 0);
+  assert.ok(compareMessages(msg(0, { lamport: 4, origin: 'n10' }), msg(0, { lamport: 4, origin: 'n9' })) < 0);
+  assert.equal(compareMessages(a2, { ...a2 }), 0);
+  assert.deepEqual(c.oldestPosition, { lamport: 1, origin: 'n1' });
+});
+
+test('cursors: what they cover, advancing, merging the node\'s', () => {
+  const cursor = copyCursor({ n1: 5 });
+  assert.ok(covers(cursor, msg(5, { origin: 'n1' })));
+  assert.ok(covers(cursor, msg(2, { origin: 'n1' })));
+  assert.ok(!covers(cursor, msg(6, { origin: 'n1' })));
+  assert.ok(!covers(cursor, msg(1, { origin: 'n2' })), 'an origin never seen covers nothing');
+  advance(cursor, msg(1, { origin: 'n2' }));
+  advance(cursor, msg(3, { origin: 'n1' }));
+  assert.deepEqual(plain(cursor), { n1: 5, n2: 1 }, 'advancing never moves back');
+  assert.ok(!behind(cursor, { n1: 5 }));
+  assert.ok(!behind(cursor, {}));
+  assert.ok(behind(cursor, { n1: 4, n2: 2 }));
+  assert.ok(behind(cursor, { n3: 1 }));
+  // Node names are data, whatever they are.
+  const odd = copyCursor({ ['__proto__']: 2, constructor: 1 });
+  assert.ok(covers(odd, msg(2, { origin: '__proto__' })) && !covers(odd, msg(3, { origin: '__proto__' })));
+  assert.ok(!covers(copyCursor(), msg(1, { origin: 'constructor' })));
+  assert.ok(!covers(JSON.parse('{"n1":1}'), msg(1, { origin: 'toString' })));
+  advance(odd, msg(7, { origin: '__proto__' }));
+  assert.equal(JSON.stringify(odd), '{"__proto__":7,"constructor":1}');
+
+  // A conversation's cursor: the node's (at a first join) merged with what it holds.
+  const c = new Conversation('room', '#general', 'general');
+  c.cover({ n1: 40, n2: 3 });
+  c.add([msg(41, { origin: 'n1', oseq: 41, lamport: 50 }), msg(1, { origin: 'n3', oseq: 9, lamport: 51 })]);
+  c.cover({ n1: 12, n2: 'x' });
+  assert.deepEqual(plain(c.cursor), { n1: 41, n2: 3, n3: 9 });
+  assert.ok(!behind(c.cursor, { n1: 41, n2: 3 }));
+  assert.ok(behind(c.cursor, { n2: 4 }));
 });
 
 test('keys, names and unread counts', () => {
@@ -44,12 +123,15 @@ test('keys, names and unread counts', () => {
   const general = s.room('general');
   s.activate(general.key);
   // A direct message from Bob lands in the conversation with Bob; my own reply too.
-  const dm = s.convFor({ stream: '@alice:bob', seq: 1, from: 'bob', to: 'alice', text: 'hi', ts: 1 });
+  const hi = msg(1, { stream: '@alice:bob', room: undefined, from: 'bob', to: 'alice', text: 'hi' });
+  const yo = msg(2, { stream: '@alice:bob', room: undefined, from: 'alice', to: 'bob', text: 'yo' });
+  const dm = s.convFor(hi);
   assert.equal(dm.key, '@alice:bob');
   assert.equal(dm.name, 'bob');
-  assert.equal(s.convFor({ stream: '@alice:bob', seq: 2, from: 'alice', to: 'bob', text: 'yo', ts: 2 }), dm);
-  s.addMessages(dm, [{ stream: '@alice:bob', seq: 1, from: 'bob', to: 'alice', text: 'hi', ts: 1 }], { countUnread: true });
-  s.addMessages(dm, [{ stream: '@alice:bob', seq: 2, from: 'alice', to: 'bob', text: 'yo', ts: 2 }], { countUnread: true });
+  assert.equal(s.convFor(yo), dm);
+  s.addMessages(dm, [hi], { countUnread: true });
+  s.addMessages(dm, [yo], { countUnread: true });
+  s.addMessages(dm, [hi, yo], { countUnread: true });
   assert.equal(dm.unread, 1, 'my own messages are not unread');
   s.addMessages(general, [msg(1)], { countUnread: true });
   assert.equal(general.unread, 0, 'the conversation on screen has nothing unread');
@@ -116,5 +198,46 @@ test('linkify makes links of http(s) URLs only, and text of everything else', as
   assert.equal(cases.yesterday, 'Yesterday');
   assert.match(cases.older, /24/);
   assert.match(cases.older, /2025/);
+  await closePage(page);
+});
+
+test('the pane shows late messages in their place, with days and groups in stream order', async () => {
+  const page = await openPage(browser, node);
+  const shown = await page.evaluate(async () => {
+    const { MessagePane, dayLabel } = await import('/web/js/views.js');
+    const { Conversation } = await import('/web/js/state.js');
+    const make = (tag) => document.body.appendChild(document.createElement(tag));
+    const scroller = make('div');
+    scroller.style.cssText = 'height:200px;overflow:auto';
+    const list = scroller.appendChild(document.createElement('div'));
+    const pane = new MessagePane({ scroller, list, loadOlder: make('button'), jump: make('button'), emptyState: make('div') });
+    pane.me = 'alice';
+    const day1 = new Date(2020, 2, 9, 23, 50).getTime();
+    const day2 = new Date(2020, 2, 10, 0, 10).getTime();
+    const m = (text, from, lamport, origin, oseq, ts) =>
+      ({ id: `${origin}-${oseq}`, stream: '#general', room: 'general', from, text, ts, lamport, origin, oseq });
+    const conv = new Conversation('room', '#general', 'general');
+    conv.loaded = true;
+    const read = () =>
+      [...list.children].map((e) =>
+        e.dataset.testid === 'day-separator'
+          ? `-- ${e.getAttribute('aria-label')}`
+          : `${e.dataset.id} ${e.querySelector('[data-testid=message-text]').textContent}${e.classList.contains('grouped') ? ' (grouped)' : ''}`,
+      );
+    conv.add([m('one', 'bob', 1, 'n1', 1, day1), m('two', 'bob', 2, 'n1', 2, day1 + 1000), m('four', 'carol', 6, 'n1', 3, day2)]);
+    pane.show(conv);
+    const before = read();
+    // Bob's message accepted by another node before midnight reaches this one last.
+    pane.update(conv, conv.add([m('three', 'bob', 3, 'n2', 1, day1 + 2000)]));
+    const after = read();
+    // And an append after it.
+    pane.update(conv, conv.add([m('five', 'carol', 7, 'n2', 2, day2 + 1000)]));
+    return { before, after, last: read(), days: [dayLabel(day1), dayLabel(day2)] };
+  });
+  const [day1, day2] = shown.days;
+  assert.notEqual(day1, day2);
+  assert.deepEqual(shown.before, [`-- ${day1}`, 'n1-1 one', 'n1-2 two (grouped)', `-- ${day2}`, 'n1-3 four']);
+  assert.deepEqual(shown.after, [`-- ${day1}`, 'n1-1 one', 'n1-2 two (grouped)', 'n2-1 three (grouped)', `-- ${day2}`, 'n1-3 four']);
+  assert.deepEqual(shown.last, [...shown.after, 'n2-2 five (grouped)']);
   await closePage(page);
 });

@@ -3,7 +3,7 @@
 // After a reconnect it rejoins every room and fetches exactly what was missed; see resume().
 
 import { Connection } from './protocol.js';
-import { ChatState, roomKey, sameName, dmKey } from './state.js';
+import { ChatState, advance, behind, copyCursor, covers, dmKey, roomKey, sameName } from './state.js';
 import {
   Announcer,
   Banner,
@@ -225,6 +225,8 @@ async function joinRoom(name, { activate = true } = {}) {
   const room = name.trim().replace(/^#/, '');
   const j = await conn.request({ type: 'join', room });
   const conv = applyJoined(j);
+  // What the cursor covers is history (the latest page comes next); the rest will come live.
+  conv.cover(j.cursor);
   rememberRooms();
   if (activate) openConv(conv.key);
   else renderSidebar();
@@ -292,7 +294,7 @@ async function loadOlder(conv) {
     const h = await conn.request({
       type: 'history',
       ...target(conv),
-      before: conv.oldestSeq,
+      before: conv.oldestPosition,
       limit: HISTORY_PAGE,
     });
     const res = state.addMessages(conv, h.messages);
@@ -316,18 +318,29 @@ function fillPane(conv) {
   if (s.scrollHeight <= s.clientHeight + LOAD_OLDER_AT_PX) loadOlder(conv);
 }
 
-/** Everything in a stream after `since`, up to and including `upto`, in order. */
-async function catchUp(tgt, since, upto) {
-  const out = [];
-  let cursor = since;
-  while (cursor < upto) {
-    const h = await conn.request({ type: 'history', ...tgt, after: cursor, limit: CATCH_UP_PAGE });
-    if (!h.messages.length) break;
-    out.push(...h.messages.filter((m) => m.seq <= upto));
-    cursor = h.messages[h.messages.length - 1].seq;
-    if (!h.more) break;
+/**
+ * What a conversation missed while away: the messages the cursor `since` does not cover and
+ * the node's cursor `upto` does, in stream order. Those `upto` does not cover come live.
+ */
+async function catchUp(conv, since, upto) {
+  if (!behind(since, upto)) return;
+  const cursor = copyCursor(since);
+  const missed = [];
+  try {
+    for (;;) {
+      const h = await conn.request({ type: 'history', ...target(conv), after: cursor, limit: CATCH_UP_PAGE });
+      const fresh = h.messages.filter((m) => !covers(cursor, m));
+      for (const m of fresh) advance(cursor, m);
+      missed.push(...fresh.filter((m) => covers(upto, m)));
+      // An empty page (or one with nothing new) ends it too, so a confused node cannot loop us.
+      if (!fresh.length || !h.more) break;
+    }
+  } catch (err) {
+    // Live messages may have moved the cursor past what is still missing: start over next time.
+    conv.cursor = copyCursor(since);
+    throw err;
   }
-  return out;
+  deliver(conv, missed, { live: false });
 }
 
 /** Adds messages that arrived live or were caught up, and shows them. */
@@ -414,7 +427,7 @@ function firstSignIn(welcome) {
   ui.app.hidden = false;
   store('switchboard.name', welcome.name);
   // A registered user sees their conversations again (loaded when opened).
-  for (const dm of welcome.dms || []) state.dm(dm.with);
+  for (const dm of welcome.dms || []) state.dm(dm.with).cover(dm.cursor);
   renderSidebar();
   renderActiveHeader();
   pane.show(null);
@@ -429,46 +442,50 @@ function firstSignIn(welcome) {
 }
 
 /**
- * After a reconnect: rejoin every room and fetch exactly what was missed. `joined.seq` (S) is
- * the last message already in the room when the join took effect: what came after our cursor up
- * to S is fetched from history, and everything after S arrives live. Messages are kept by
- * (stream, seq), so one seen both ways is shown once. Direct conversations that moved on (from
- * `welcome.dms`, for registered users) are caught up from their cursors the same way.
+ * After a reconnect: rejoin every room and fetch exactly what was missed. `joined.cursor` (J)
+ * covers every message already in the room when the join took effect: what our cursor does not
+ * cover and J does is fetched from history, and everything J does not cover arrives live.
+ * Messages are kept once by `id`, so one seen both ways is shown once, in its place. Direct
+ * conversations that moved on (`welcome.dms[].cursor`, for registered users) are caught up
+ * from their cursors the same way.
  */
 async function resume(welcome) {
   // Cursors are read now, before any frame of the new session is handled.
-  const rooms = state.rooms().filter((c) => c.joined).map((c) => ({ conv: c, since: c.lastSeq, loaded: c.loaded }));
-  const dms = new Map(state.dms().map((c) => [c.key, { conv: c, since: c.lastSeq, loaded: c.loaded }]));
+  const snapshot = (c) => ({ conv: c, since: copyCursor(c.cursor), loaded: c.loaded });
+  const rooms = state.rooms().filter((c) => c.joined).map(snapshot);
+  const dms = new Map(state.dms().map((c) => [c.key, snapshot(c)]));
   const active = state.activeConv;
+  const failed = (err) => {
+    if (err.code !== 'disconnected') showError(ui.sidebarError, withHint(err));
+  };
   await Promise.all(
     rooms.map(async ({ conv, since, loaded }) => {
       try {
         const j = await conn.request({ type: 'join', room: conv.name });
         applyJoined(j);
-        if (!loaded) {
+        if (loaded) {
+          await catchUp(conv, since, j.cursor);
+        } else {
+          conv.cover(j.cursor);
           await loadLatest(conv);
-          return;
         }
-        const missed = await catchUp({ room: conv.name }, since, j.seq);
-        deliver(conv, missed, { live: false });
       } catch (err) {
-        if (err.code !== 'disconnected') showError(ui.sidebarError, withHint(err));
+        failed(err);
       }
     }),
   );
   for (const info of welcome.dms || []) {
     const known = dms.get(info.stream);
-    if (!known) {
-      // A conversation started while we were away (its messages may also come live).
-      state.dm(info.with);
+    if (!known || !known.loaded) {
+      // Not fetched yet (perhaps started while we were away): its latest page comes when it
+      // is opened, and its new messages live.
+      state.dm(info.with).cover(info.cursor);
       continue;
     }
-    if (!known.loaded || info.last_seq <= known.since) continue;
     try {
-      const missed = await catchUp({ with: known.conv.name }, known.since, info.last_seq);
-      deliver(known.conv, missed, { live: false });
+      await catchUp(known.conv, known.since, info.cursor);
     } catch (err) {
-      if (err.code !== 'disconnected') showError(ui.sidebarError, withHint(err));
+      failed(err);
     }
   }
   // An open conversation that had not loaded yet (the connection dropped first).

@@ -1,7 +1,10 @@
 // What the page knows, with no DOM and no sockets: the conversations (rooms and direct
-// conversations), their messages in sequence order, unread counts, members and topics, and who
-// is online. Messages are keyed by (stream, seq), so a message delivered twice (live and from
-// history after a reconnect, or to the sender as well as its ack) is kept once.
+// conversations), their messages in stream order, unread counts, members and topics, and who
+// is online. Messages are kept once each by `id`, so a message delivered twice (live and from
+// history after a reconnect, or to the sender as well as its ack) is shown once.
+//
+// A stream is ordered by (lamport, origin), the same on every node of a cluster, and a
+// conversation's progress is a cursor: for each origin node, the highest `oseq` seen.
 
 /** Case-insensitive name comparison: names are unique regardless of ASCII case. */
 export function sameName(a, b) {
@@ -19,6 +22,54 @@ export function dmKey(a, b) {
   return `@${lo}:${hi}`;
 }
 
+/** Stream order: by Lamport clock, then by origin node (compared as strings, not by locale). */
+export function compareMessages(a, b) {
+  if (a.lamport !== b.lamport) return a.lamport < b.lamport ? -1 : 1;
+  if (a.origin === b.origin) return 0;
+  return a.origin < b.origin ? -1 : 1;
+}
+
+/** The highest `oseq` a cursor has seen from an origin (own keys only: any node name is data). */
+function seen(cursor, origin) {
+  return cursor && Object.hasOwn(cursor, origin) ? cursor[origin] : undefined;
+}
+
+/** A cursor of the page's own: a copy without a prototype, so that every node name is a plain key. */
+export function copyCursor(cursor) {
+  const c = Object.create(null);
+  for (const [origin, oseq] of Object.entries(cursor || {})) {
+    if (Number.isFinite(oseq)) c[origin] = oseq;
+  }
+  return c;
+}
+
+/** Whether the cursor covers the message: it has seen the message's origin up to its `oseq`. */
+export function covers(cursor, m) {
+  const oseq = seen(cursor, m.origin);
+  return oseq !== undefined && oseq >= m.oseq;
+}
+
+/** Moves a cursor (one made by `copyCursor`) past the message. */
+export function advance(cursor, m) {
+  cursor[m.origin] = Math.max(seen(cursor, m.origin) ?? 0, m.oseq);
+}
+
+/** Whether `other` covers some message that `cursor` does not. */
+export function behind(cursor, other) {
+  return Object.entries(other || {}).some(([origin, oseq]) => Number.isFinite(oseq) && (seen(cursor, origin) ?? 0) < oseq);
+}
+
+/** Whether a frame is a message this page can place: an id and a position in its stream. */
+function isMessage(m) {
+  return (
+    Boolean(m) &&
+    typeof m.id === 'string' &&
+    typeof m.origin === 'string' &&
+    Number.isFinite(m.lamport) &&
+    Number.isFinite(m.oseq)
+  );
+}
+
 /** One room or direct conversation as the user sees it. */
 export class Conversation {
   constructor(kind, key, name) {
@@ -28,15 +79,20 @@ export class Conversation {
     this.key = key;
     /** The room's display name (without `#`) or the other person's name. */
     this.name = name;
-    /** Messages in ascending `seq` order, without duplicates. */
+    /** Messages in stream order (`compareMessages`), without duplicates. */
     this.messages = [];
-    this.seqs = new Set();
+    this.ids = new Set();
+    /**
+     * Where a catch-up resumes from: every message it covers is here or older than the oldest
+     * shown (reached by paging back). Advanced by every message added, and by `cover`.
+     */
+    this.cursor = copyCursor();
     this.unread = 0;
     this.members = [];
     this.topic = null;
     /** Rooms: whether this session is a member (rejoined after reconnects). */
     this.joined = false;
-    /** Whether the latest page of history was fetched: `lastSeq` is a valid resume cursor. */
+    /** Whether the latest page of history was fetched: `cursor` is a valid resume point. */
     this.loaded = false;
     /** Whether older messages than the oldest shown remain on the node. */
     this.hasOlder = false;
@@ -49,14 +105,22 @@ export class Conversation {
     return this.kind === 'room' ? `#${this.name}` : this.name;
   }
 
-  /** The highest sequence number seen: where a catch-up resumes from. */
-  get lastSeq() {
-    return this.messages.length ? this.messages[this.messages.length - 1].seq : 0;
+  /** The position of the oldest message shown, `{lamport, origin}`: where paging back starts. */
+  get oldestPosition() {
+    const m = this.messages[0];
+    return m ? { lamport: m.lamport, origin: m.origin } : null;
   }
 
-  /** The lowest sequence number shown: where paging back starts. */
-  get oldestSeq() {
-    return this.messages.length ? this.messages[0].seq : null;
+  /**
+   * Merges a cursor from the node (`joined.cursor`, `welcome.dms[].cursor`) into this one.
+   * Only sound when what it covers is history to this conversation (here, in the latest page
+   * still to be fetched, or older) and what it does not cover will come live: a catch-up never
+   * asks for what the cursor covers. So: at a first join, or before the first page is loaded.
+   */
+  cover(cursor) {
+    for (const [origin, oseq] of Object.entries(cursor || {})) {
+      if (Number.isFinite(oseq)) this.cursor[origin] = Math.max(seen(this.cursor, origin) ?? 0, oseq);
+    }
   }
 
   /**
@@ -67,19 +131,20 @@ export class Conversation {
     const added = [];
     let appendOnly = true;
     for (const m of msgs) {
-      if (!m || typeof m.seq !== 'number' || this.seqs.has(m.seq)) continue;
-      this.seqs.add(m.seq);
+      if (!isMessage(m) || this.ids.has(m.id)) continue;
+      this.ids.add(m.id);
+      advance(this.cursor, m);
       const last = this.messages[this.messages.length - 1];
-      if (!last || last.seq < m.seq) {
+      if (!last || compareMessages(last, m) < 0) {
         this.messages.push(m);
       } else {
+        // Arrived late (an older page, a catch-up, or from another node): into its place.
         appendOnly = false;
-        // Binary search for the insertion point.
         let lo = 0;
         let hi = this.messages.length;
         while (lo < hi) {
           const mid = (lo + hi) >> 1;
-          if (this.messages[mid].seq < m.seq) lo = mid + 1;
+          if (compareMessages(this.messages[mid], m) < 0) lo = mid + 1;
           else hi = mid;
         }
         this.messages.splice(lo, 0, m);

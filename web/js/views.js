@@ -343,7 +343,7 @@ export class MessagePane {
       'article',
       {
         className: `msg${grouped ? ' grouped' : ''}${mine ? ' mine' : ''}`,
-        attrs: { 'data-testid': 'message', 'data-stream': m.stream, 'data-seq': m.seq, 'data-from': m.from },
+        attrs: { 'data-testid': 'message', 'data-stream': m.stream, 'data-id': m.id, 'data-from': m.from },
       },
       gutter,
       el('div', { className: 'body' }, meta, text),
