@@ -6,13 +6,15 @@ use crate::core::Pending;
 use crate::{Core, Effect, InboxEntry, OpBody, SessionId};
 
 impl Core {
-    /// The store made every op up to `oseq` durable (ops are committed in the order they
+    /// The store made the next `count` ops durable (ops are committed in the order they
     /// were emitted). Deliveries and acknowledgements waiting on them go out now, to the
     /// members as they are now: someone who joined after the message was accepted but
     /// before it was durable gets it live, since their `joined.cursor` did not cover it.
-    pub fn committed(&mut self, oseq: u64, out: &mut Vec<Effect>) {
-        while self.pending.front().is_some_and(|(o, _)| *o <= oseq) {
-            let (_, pending) = self.pending.pop_front().expect("checked");
+    pub fn committed(&mut self, count: usize, out: &mut Vec<Effect>) {
+        for _ in 0..count {
+            let Some(pending) = self.pending.pop_front() else {
+                return;
+            };
             self.release(pending, out);
         }
     }
@@ -74,18 +76,19 @@ impl Core {
                 frame,
                 setter,
             } => {
+                let setter_id = setter.as_ref().map(|s| s.0);
                 if let Some(r) = self.rooms.get_mut(&room) {
                     let others: Arc<[SessionId]> = r
                         .members
                         .keys()
                         .copied()
-                        .filter(|s| *s != setter.0)
+                        .filter(|s| Some(*s) != setter_id)
                         .collect();
                     if !others.is_empty() {
                         out.push(Effect::Fanout { to: others, frame });
                     }
                 }
-                self.ack(Some(setter), out);
+                self.ack(setter, out);
             }
             Pending::Welcome { session } => self.welcome(session, out),
         }

@@ -37,10 +37,12 @@ pub struct Restore {
     pub clock: u64,
     /// Highest sequence number of this node's own ops.
     pub oseq: u64,
-    /// Registered names and their password hashes.
-    pub accounts: Vec<(String, String)>,
-    /// Rooms: display name, topic, what is stored of the room.
-    pub rooms: Vec<(String, Option<String>, Cursor)>,
+    /// Every origin's highest op sequence number held: the version vector.
+    pub vv: BTreeMap<String, u64>,
+    /// Registered names, their password hashes, and the stamp of the registration.
+    pub accounts: Vec<(String, String, Stamp)>,
+    /// Rooms: display name, topic, what is stored of the room, the stamp of the topic.
+    pub rooms: Vec<(String, Option<String>, Cursor, Stamp)>,
     /// Conversations: stream, the two display names, what is stored of it.
     pub dms: Vec<(String, String, String, Cursor)>,
     /// Offline inboxes: user key and the message waiting for them, oldest first.
@@ -75,9 +77,14 @@ pub(crate) struct User {
     pub sessions: Vec<SessionId>,
 }
 
+/// The (Lamport clock, origin) of an op: its place in the one order every node agrees on.
+pub type Stamp = (u64, String);
+
 pub(crate) struct Room {
     pub name: String,
     pub topic: Option<String>,
+    /// The stamp of the op that set the topic: a later one wins (last writer wins).
+    pub topic_at: Stamp,
     /// Every message delivered so far (on disk, and sent to the members).
     pub cursor: Cursor,
     /// Member sessions.
@@ -125,8 +132,8 @@ pub(crate) enum Pending {
         room: String,
         frame: Bytes,
         /// The setter, who gets the change as the reply to its request (with its `ref`)
-        /// instead of the broadcast.
-        setter: (SessionId, Bytes),
+        /// instead of the broadcast; none when the change came from another node.
+        setter: Option<(SessionId, Bytes)>,
     },
     Welcome {
         session: SessionId,
@@ -141,11 +148,16 @@ pub struct Core {
     pub(crate) sessions: HashMap<SessionId, Session>,
     pub(crate) users: HashMap<String, User>,
     pub(crate) accounts: HashMap<String, (String, String)>,
+    /// The stamp of each account's registration: the earliest one wins a name.
+    pub(crate) account_at: HashMap<String, Stamp>,
+    /// Every origin's highest op applied here.
+    pub(crate) vv: BTreeMap<String, u64>,
     pub(crate) rooms: HashMap<String, Room>,
     pub(crate) dms: HashMap<String, Dm>,
     pub(crate) dms_by_user: HashMap<String, Vec<String>>,
     pub(crate) inbox: HashMap<String, VecDeque<Queued>>,
-    pub(crate) pending: VecDeque<(u64, Pending)>,
+    /// What waits on each op handed to the writer, in the same order as the ops.
+    pub(crate) pending: VecDeque<Pending>,
     /// Ops emitted but not yet taken by the store writer, in sequence order.
     pub(crate) outgoing: Vec<Op>,
 }
@@ -160,6 +172,8 @@ impl Core {
             sessions: HashMap::new(),
             users: HashMap::new(),
             accounts: HashMap::new(),
+            account_at: HashMap::new(),
+            vv: restore.vv,
             rooms: HashMap::new(),
             dms: HashMap::new(),
             dms_by_user: HashMap::new(),
@@ -167,13 +181,15 @@ impl Core {
             pending: VecDeque::new(),
             outgoing: Vec::new(),
         };
-        for (name, hash) in restore.accounts {
-            core.accounts
-                .insert(name.to_ascii_lowercase(), (name, hash));
+        for (name, hash, at) in restore.accounts {
+            let key = name.to_ascii_lowercase();
+            core.account_at.insert(key.clone(), at);
+            core.accounts.insert(key, (name, hash));
         }
-        for (name, topic, cursor) in restore.rooms {
+        for (name, topic, cursor, at) in restore.rooms {
             let mut room = Room::new(name.clone());
             room.topic = topic;
+            room.topic_at = at;
             room.cursor = cursor;
             core.rooms.insert(switchboard_proto::room_key(&name), room);
         }
@@ -317,12 +333,14 @@ impl Core {
 
     /// Queues an op for the store writer and records what waits for it.
     pub(crate) fn push_op(&mut self, op: Op, pending: Pending) {
-        self.pending.push_back((op.meta.oseq, pending));
+        let held = self.vv.entry(op.meta.origin.clone()).or_insert(0);
+        *held = (*held).max(op.meta.oseq);
+        self.pending.push_back(pending);
         self.outgoing.push(op);
     }
 
     /// Takes the ops waiting to be written, oldest first. The writer makes them durable in
-    /// this order and then calls [`Core::committed`] with the last one's `oseq`.
+    /// this order and then calls [`Core::committed`] with how many it wrote.
     pub fn take_ops(&mut self) -> Vec<Op> {
         std::mem::take(&mut self.outgoing)
     }
@@ -376,6 +394,7 @@ impl Room {
         Room {
             name,
             topic: None,
+            topic_at: (0, String::new()),
             cursor: Cursor::new(),
             members: BTreeMap::new(),
             users: BTreeMap::new(),

@@ -91,13 +91,17 @@ impl Core {
         user.sessions.push(session);
         if let Auth::Register(hash) = auth {
             // The name is held from now on; the welcome waits until the account is on disk.
-            self.accounts.insert(key, (display.clone(), hash.clone()));
+            self.accounts
+                .insert(key.clone(), (display.clone(), hash.clone()));
             let body = OpBody::Account {
                 name: display,
                 hash,
                 ts: now,
             };
-            self.persist(body, Pending::Welcome { session });
+            let meta = self.next_meta();
+            self.account_at
+                .insert(key, (meta.lamport, meta.origin.clone()));
+            self.push_op(crate::Op { meta, body }, Pending::Welcome { session });
             return;
         }
         self.welcome(session, out);

@@ -2,8 +2,8 @@
 //!
 //! Ops to make durable are not effects: they wait in the core, in order, until the store's
 //! writer takes them ([`crate::Core::take_ops`]). Taking them under the same lock that made
-//! them keeps the store's order equal to the order of their sequence numbers, which
-//! [`crate::Core::committed`] relies on.
+//! them keeps the store's order equal to the order in which the core made them, which
+//! [`crate::Core::committed`] relies on: it releases what waits on the first `count` ops.
 
 use std::sync::Arc;
 

@@ -12,9 +12,10 @@ mod core;
 mod direct;
 mod directory;
 mod effect;
-mod ops;
+mod replica;
 mod rooms;
 
-pub use crate::core::{Auth, Config, Core, Restore, SessionId};
+pub use crate::core::{Auth, Config, Core, Restore, SessionId, Stamp};
 pub use effect::Effect;
-pub use ops::{InboxEntry, Op, OpBody, OpMeta};
+pub use replica::Skipped;
+pub use switchboard_proto::ops::{InboxEntry, Op, OpBody, OpMeta};

@@ -219,11 +219,15 @@ impl Core {
             ts: now,
         };
         let pending = Pending::Topic {
-            room: key,
+            room: key.clone(),
             frame,
-            setter: (session, reply),
+            setter: Some((session, reply)),
         };
-        self.persist(body, pending);
+        let meta = self.next_meta();
+        if let Some(r) = self.rooms.get_mut(&key) {
+            r.topic_at = (meta.lamport, meta.origin.clone());
+        }
+        self.push_op(crate::Op { meta, body }, pending);
         Ok(())
     }
 

@@ -66,9 +66,7 @@ fn handle(core: &mut Core, s: SessionId, msg: ClientMsg) -> Vec<Effect> {
 fn commit_all(core: &mut Core) -> Vec<Effect> {
     let ops = core.take_ops();
     let mut out = Vec::new();
-    if let Some(last) = ops.last() {
-        core.committed(last.meta.oseq, &mut out);
-    }
+    core.committed(ops.len(), &mut out);
     out
 }
 
@@ -111,7 +109,7 @@ fn nothing_is_delivered_or_acknowledged_before_it_is_durable() {
         matches!(&ops[0].body, OpBody::Message { msg, .. } if msg.id == "n1-2" && msg.text == "hi")
     );
     let mut out = Vec::new();
-    core.committed(ops[0].meta.oseq, &mut out);
+    core.committed(ops.len(), &mut out);
     let f = frames(&out);
     assert!(
         matches!(&f[&1][..], [ServerMsg::Message(m), ServerMsg::Ack { id, .. }] if m.text == "hi" && *id == m.id)
@@ -187,7 +185,7 @@ fn a_registration_holds_the_name_and_welcomes_only_once_durable() {
 #[test]
 fn offline_inbox_delivers_once_whether_sign_in_comes_before_or_after_the_disk() {
     let mut core = core_with(Restore {
-        accounts: vec![("bob".into(), "h".into())],
+        accounts: vec![("bob".into(), "h".into(), (1, "n0".into()))],
         ..Restore::default()
     });
     hello(&mut core, 1, "alice", Auth::Guest);
@@ -237,7 +235,7 @@ fn offline_inbox_delivers_once_whether_sign_in_comes_before_or_after_the_disk() 
 #[test]
 fn a_full_inbox_refuses_instead_of_growing() {
     let mut core = core_with(Restore {
-        accounts: vec![("bob".into(), "h".into())],
+        accounts: vec![("bob".into(), "h".into(), (1, "n0".into()))],
         ..Restore::default()
     });
     hello(&mut core, 1, "alice", Auth::Guest);
@@ -271,7 +269,12 @@ fn clocks_and_sequence_numbers_continue_after_a_restart() {
     let mut core = core_with(Restore {
         clock: 41,
         oseq: 7,
-        rooms: vec![("r".into(), None, [("n1".to_string(), 7)].into())],
+        rooms: vec![(
+            "r".into(),
+            None,
+            [("n1".to_string(), 7)].into(),
+            (0, String::new()),
+        )],
         ..Restore::default()
     });
     hello(&mut core, 1, "a", Auth::Guest);

@@ -7,6 +7,7 @@ pub mod cursor;
 pub mod error;
 pub mod limits;
 pub mod names;
+pub mod ops;
 pub mod peer;
 pub mod server;
 

@@ -1,8 +1,9 @@
 //! Ops: every durable change, with its origin, the origin's sequence number and a Lamport
 //! clock, so that the cluster can replicate them and every node fold them the same way.
+//! They are stored by every node and sent between nodes as they are.
 
+use crate::{ChatMessage, Millis};
 use serde::{Deserialize, Serialize};
-use switchboard_proto::{ChatMessage, Millis};
 
 /// Where and when an op was accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

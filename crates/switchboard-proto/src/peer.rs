@@ -4,7 +4,11 @@
 //! cluster secret by an HMAC over the other side's fresh nonce, so the secret never crosses
 //! the wire and a recorded handshake cannot be replayed. See docs/cluster.md.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::ops::Op;
 
 /// The peer protocol version, checked in the handshake.
 pub const PEER_VERSION: u32 = 1;
@@ -43,8 +47,19 @@ pub enum PeerMsg {
     /// Either side: the handshake failed (wrong secret, version, duplicate name).
     Refused { reason: String },
     /// Either side, every heartbeat interval: liveness, the sender's Lamport clock (seed 000),
-    /// and the members it knows, so that a node given one peer learns the rest.
-    Heartbeat { clock: u64, members: Vec<Member> },
+    /// the members it knows (so that a node given one peer learns the rest), and its version
+    /// vector (so that a peer that has more sends the difference: anti-entropy).
+    Heartbeat {
+        clock: u64,
+        members: Vec<Member>,
+        #[serde(default)]
+        vv: BTreeMap<String, u64>,
+    },
+    /// "Here is what I hold (origin -> highest op sequence); send me what I lack." Sent when a
+    /// link comes up and whenever a gap shows (seed 000's AskForUpdate, done right).
+    Sync { vv: BTreeMap<String, u64> },
+    /// Ops, each origin's in order: live ones as they become durable, or a catch-up batch.
+    Ops { ops: Vec<Op> },
 }
 
 #[cfg(test)]
@@ -59,11 +74,12 @@ mod tests {
                 node: "a".into(),
                 url: "ws://127.0.0.1:1".into(),
             }],
+            vv: BTreeMap::from([("a".to_string(), 3)]),
         };
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(
             text,
-            r#"{"type":"heartbeat","clock":7,"members":[{"node":"a","url":"ws://127.0.0.1:1"}]}"#
+            r#"{"type":"heartbeat","clock":7,"members":[{"node":"a","url":"ws://127.0.0.1:1"}],"vv":{"a":3}}"#
         );
         assert_eq!(serde_json::from_str::<PeerMsg>(&text).unwrap(), m);
     }

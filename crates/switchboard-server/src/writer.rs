@@ -58,9 +58,19 @@ fn run(shared: &Shared, doorbell: &Receiver<()>) {
                 m.observe_store_write(started.elapsed().as_secs_f64());
                 m.store_batches.fetch_add(1, Ordering::Relaxed);
                 m.store_ops.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                let last = batch.last().expect("non-empty").meta.oseq;
-                batch.clear();
-                shared.run(|core, out| core.committed(last, out));
+                let count = batch.len();
+                // Our own ops go to every peer once they are durable here.
+                let own: Vec<_> = batch
+                    .drain(..)
+                    .filter(|op| op.meta.origin == shared.cfg.node_name)
+                    .collect();
+                shared.run(|core, out| core.committed(count, out));
+                if !own.is_empty() {
+                    let frame =
+                        serde_json::to_string(&switchboard_proto::peer::PeerMsg::Ops { ops: own })
+                            .expect("ops serialise");
+                    shared.cluster.broadcast(&frame);
+                }
             }
             Err(e) => {
                 shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);

@@ -76,3 +76,150 @@ async fn a_node_that_goes_away_is_marked_down_and_relinks_when_it_returns() {
     wait_view(&a, "b is back", all_up(&["b"])).await;
     wait_view(&b, "b sees a", all_up(&["a"])).await;
 }
+
+async fn linked_pair() -> (TestServer, TestServer) {
+    let a = TestServer::start_with(clustered("a", vec![])).await;
+    let b = TestServer::start_with(clustered("b", vec![url(&a)])).await;
+    wait_view(&a, "a links to b", all_up(&["b"])).await;
+    wait_view(&b, "b links to a", all_up(&["a"])).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_messages_cross_nodes_and_resume_on_the_other_node() {
+    let (a, b) = linked_pair().await;
+    let mut ann = a.client("ann").await;
+    let mut bob = b.client("bob").await;
+    ann.join("lobby").await.unwrap();
+    bob.join("lobby").await.unwrap();
+    let (id, _) = ann
+        .say(switchboard_client::Target::Room("lobby"), "hello from a")
+        .await
+        .unwrap();
+    let m = next_message(&mut bob).await;
+    assert_eq!(
+        (m.id.as_str(), m.from.as_str(), m.origin.as_str()),
+        (id.as_str(), "ann", "a")
+    );
+    bob.say(switchboard_client::Target::Room("lobby"), "hello from b")
+        .await
+        .unwrap();
+    let got = ann
+        .wait_for(WAIT, |m| match m {
+            switchboard_proto::ServerMsg::Message(m) if m.origin == "b" => Some(m.text.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, "hello from b");
+    // History is replicated: a client of b resumes on a with b's cursor, and gets exactly what
+    // it missed.
+    let mut cursor = switchboard_proto::Cursor::new();
+    switchboard_proto::cursor::advance(&mut cursor, &m);
+    let mut carl = a.client("carl").await;
+    for i in 0..5 {
+        ann.say(
+            switchboard_client::Target::Room("lobby"),
+            &format!("more {i}"),
+        )
+        .await
+        .unwrap();
+    }
+    let (_, missed) = carl.resume_room("lobby", &cursor).await.unwrap();
+    let texts: Vec<String> = missed.iter().map(|m| m.text.clone()).collect();
+    assert_eq!(
+        texts,
+        [
+            "hello from b",
+            "more 0",
+            "more 1",
+            "more 2",
+            "more 3",
+            "more 4"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_node_catches_up_and_accounts_work_everywhere() {
+    let a = TestServer::start_with(clustered("a", vec![])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestServer::start_in(dir.path(), clustered("b", vec![url(&a)])).await;
+    let b_addr = b.addr.to_string();
+    wait_view(&a, "a links to b", all_up(&["b"])).await;
+    b.stop("maintenance").await;
+    // While b is away: an account, a room, a topic and messages, all on a.
+    let (mut reg, _) = switchboard_client::Client::connect_as(&a.url, "dora", Some("pw"))
+        .await
+        .unwrap();
+    reg.join("news").await.unwrap();
+    reg.request(switchboard_proto::ClientMsg::Topic {
+        room: "news".into(),
+        topic: Some("while b was away".into()),
+        reff: None,
+    })
+    .await
+    .unwrap();
+    for i in 0..1_200 {
+        reg.send(&switchboard_proto::ClientMsg::Send {
+            room: Some("news".into()),
+            to: None,
+            text: format!("n{i}"),
+            reff: None,
+        })
+        .await
+        .unwrap();
+    }
+    while next_message(&mut reg).await.text != "n1199" {}
+    // b returns and catches up from a, in several batches.
+    let b = TestServer::start_at(&b_addr, dir.path(), clustered("b", vec![])).await;
+    wait_view(&a, "b is back", all_up(&["b"])).await;
+    let (mut on_b, w) = {
+        let mut tries = 0;
+        loop {
+            match switchboard_client::Client::connect_as(&b.url, "dora", Some("pw")).await {
+                Ok(ok) => break ok,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the account never reached b: {e}"),
+            }
+        }
+    };
+    assert!(w.registered);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (page, _) = on_b
+            .history(switchboard_client::Target::Room("news"), None, None, 500)
+            .await
+            .unwrap_or_default();
+        if page.last().map(|m| m.text.as_str()) == Some("n1199") && page.len() == 500 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b did not catch up: {:?}",
+            page.last()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    match on_b
+        .request(switchboard_proto::ClientMsg::Topic {
+            room: "news".into(),
+            topic: None,
+            reff: None,
+        })
+        .await
+        .unwrap()
+    {
+        switchboard_proto::ServerMsg::Topic { topic, .. } => {
+            assert_eq!(topic.as_deref(), Some("while b was away"))
+        }
+        other => panic!("{other:?}"),
+    }
+    // The password is the account's everywhere.
+    let wrong = switchboard_client::Client::connect_as(&b.url, "dora", Some("nope")).await;
+    assert!(wrong.is_err());
+}

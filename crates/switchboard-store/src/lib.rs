@@ -7,6 +7,8 @@ mod sqlite;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
+use std::collections::BTreeMap;
+
 use switchboard_core::{Op, Restore};
 use switchboard_proto::{ChatMessage, Cursor, Millis, Position};
 
@@ -55,6 +57,9 @@ pub trait Store: Send + Sync {
         limit: u32,
         floor: Millis,
     ) -> Result<HistoryPage, StoreError>;
+    /// Every stored op of any origin past the version vector `vv` (origin -> highest oseq the
+    /// asker holds), each origin's in oseq order, at most `limit` in all: what a peer lacks.
+    fn ops_since(&self, vv: &BTreeMap<String, u64>, limit: usize) -> Result<Vec<Op>, StoreError>;
     /// Background upkeep, called now and then from a thread of its own so that it never
     /// delays a commit (SQLite: checkpointing the write-ahead log).
     fn maintain(&self) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use switchboard_core::{Op, OpBody, Restore};
+use switchboard_core::{Op, OpBody, Restore, Stamp};
 use switchboard_proto::cursor::{advance, covers};
 use switchboard_proto::{ChatMessage, Cursor, Millis};
 
@@ -16,8 +16,10 @@ struct State {
     messages: BTreeMap<(String, u64, String), ChatMessage>,
     max_lamport: u64,
     max_oseq: HashMap<String, u64>,
-    accounts: BTreeMap<String, (String, String)>,
-    rooms: BTreeMap<String, (String, Option<String>)>,
+    /// Every op by (origin, oseq), for `ops_since`.
+    log: BTreeMap<(String, u64), Op>,
+    accounts: BTreeMap<String, (String, String, Stamp)>,
+    rooms: BTreeMap<String, (String, Option<String>, Stamp)>,
     /// (user, origin, oseq).
     inbox: Vec<(String, String, u64)>,
 }
@@ -63,7 +65,7 @@ impl Store for MemoryStore {
         let rooms = s
             .rooms
             .iter()
-            .map(|(k, (name, topic))| (name.clone(), topic.clone(), s.cursor(k)))
+            .map(|(k, (name, topic, at))| (name.clone(), topic.clone(), s.cursor(k), at.clone()))
             .collect();
         let dms = dms
             .into_iter()
@@ -86,6 +88,7 @@ impl Store for MemoryStore {
         Ok(Restore {
             clock: s.max_lamport,
             oseq: s.max_oseq.get(node).copied().unwrap_or(0),
+            vv: s.max_oseq.iter().map(|(o, n)| (o.clone(), *n)).collect(),
             accounts: s.accounts.values().cloned().collect(),
             rooms,
             dms,
@@ -96,6 +99,12 @@ impl Store for MemoryStore {
     fn append(&self, ops: &[Op]) -> Result<(), StoreError> {
         let mut s = self.state.lock().expect("state lock");
         for op in ops {
+            let id = (op.meta.origin.clone(), op.meta.oseq);
+            if s.log.contains_key(&id) {
+                continue;
+            }
+            s.log.insert(id, op.clone());
+            let stamp: Stamp = (op.meta.lamport, op.meta.origin.clone());
             s.max_lamport = s.max_lamport.max(op.meta.lamport);
             let o = s.max_oseq.entry(op.meta.origin.clone()).or_insert(0);
             *o = (*o).max(op.meta.oseq);
@@ -111,21 +120,29 @@ impl Store for MemoryStore {
                     }
                 }
                 OpBody::Account { name, hash, .. } => {
-                    s.accounts
-                        .entry(name.to_ascii_lowercase())
-                        .or_insert((name.clone(), hash.clone()));
+                    let key = name.to_ascii_lowercase();
+                    let earlier = s.accounts.get(&key).is_none_or(|a| stamp < a.2);
+                    if earlier {
+                        s.accounts.insert(key, (name.clone(), hash.clone(), stamp));
+                    }
                 }
                 OpBody::Room { room, .. } => {
-                    s.rooms
-                        .entry(switchboard_proto::room_key(room))
-                        .or_insert((room.clone(), None));
+                    s.rooms.entry(switchboard_proto::room_key(room)).or_insert((
+                        room.clone(),
+                        None,
+                        (0, String::new()),
+                    ));
                 }
                 OpBody::Topic { room, topic, .. } => {
-                    let e = s
-                        .rooms
-                        .entry(switchboard_proto::room_key(room))
-                        .or_insert((room.clone(), None));
-                    e.1 = topic.clone();
+                    let e = s.rooms.entry(switchboard_proto::room_key(room)).or_insert((
+                        room.clone(),
+                        None,
+                        (0, String::new()),
+                    ));
+                    if stamp > e.2 {
+                        e.1 = topic.clone();
+                        e.2 = stamp;
+                    }
                 }
                 OpBody::InboxDelivered { user, entries } => {
                     s.inbox.retain(|(u, origin, oseq)| {
@@ -138,6 +155,28 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    fn ops_since(&self, vv: &BTreeMap<String, u64>, limit: usize) -> Result<Vec<Op>, StoreError> {
+        let s = self.state.lock().expect("state lock");
+        let mut out: Vec<Op> = s
+            .log
+            .iter()
+            .filter(|((origin, oseq), _)| *oseq > vv.get(origin).copied().unwrap_or(0))
+            .map(|(_, op)| op.clone())
+            .take(limit)
+            .collect();
+        // The inbox as it stands now: a delivered message is no longer queued.
+        for op in &mut out {
+            if let OpBody::Message { msg, queued_for } = &mut op.body {
+                let still = s
+                    .inbox
+                    .iter()
+                    .find(|(_, o, n)| *o == msg.origin && *n == msg.oseq);
+                *queued_for = still.map(|(u, _, _)| u.clone());
+            }
+        }
+        Ok(out)
     }
 
     fn history(

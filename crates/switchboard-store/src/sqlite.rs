@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use std::collections::BTreeMap;
+
 use rusqlite::{params, Connection, OptionalExtension};
-use switchboard_core::{Op, OpBody, Restore};
+use switchboard_core::{Op, OpBody, OpMeta, Restore};
 use switchboard_proto::{room_key, ChatMessage, Cursor, Millis};
 
 use crate::{HistoryPage, Page, Store, StoreError};
@@ -23,8 +25,14 @@ CREATE TABLE IF NOT EXISTS ops (
     origin TEXT NOT NULL, oseq INTEGER NOT NULL, lamport INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (origin, oseq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS accounts (key TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL, ts INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS rooms (key TEXT PRIMARY KEY, name TEXT NOT NULL, topic TEXT, ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    key TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL, ts INTEGER NOT NULL,
+    lamport INTEGER NOT NULL, origin TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rooms (
+    key TEXT PRIMARY KEY, name TEXT NOT NULL, topic TEXT, ts INTEGER NOT NULL,
+    topic_lamport INTEGER NOT NULL DEFAULT 0, topic_origin TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS inbox (
     user TEXT NOT NULL, origin TEXT NOT NULL, oseq INTEGER NOT NULL, ts INTEGER NOT NULL,
     PRIMARY KEY (user, origin, oseq)
@@ -127,16 +135,40 @@ impl Store for SqliteStore {
         };
         r.oseq = own("SELECT MAX(oseq) FROM messages WHERE origin = ?1")?
             .max(own("SELECT MAX(oseq) FROM ops WHERE origin = ?1")?);
-        let mut st = c.prepare("SELECT name, hash FROM accounts")?;
+        let mut st = c.prepare(
+            "SELECT origin, MAX(oseq) FROM (SELECT origin, oseq FROM messages UNION ALL SELECT origin, oseq FROM ops)
+             GROUP BY origin",
+        )?;
+        r.vv = st
+            .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?;
+        let mut st = c.prepare("SELECT name, hash, lamport, origin FROM accounts")?;
         r.accounts = st
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    (row.get::<_, i64>(2)? as u64, row.get(3)?),
+                ))
+            })?
             .collect::<Result<_, _>>()?;
-        let mut st = c.prepare("SELECT key, name, topic FROM rooms")?;
-        let rooms: Vec<(String, String, Option<String>)> = st
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        let mut st =
+            c.prepare("SELECT key, name, topic, topic_lamport, topic_origin FROM rooms")?;
+        let rooms: Vec<(String, String, Option<String>, i64, String)> = st
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })?
             .collect::<Result<_, _>>()?;
-        for (key, name, topic) in rooms {
-            r.rooms.push((name, topic, stream_cursor(&c, &key)?));
+        for (key, name, topic, lamport, origin) in rooms {
+            let cursor = stream_cursor(&c, &key)?;
+            r.rooms
+                .push((name, topic, cursor, (lamport as u64, origin)));
         }
         // Conversation streams start with '@'; any of their messages names both people.
         let mut st = c.prepare(
@@ -204,9 +236,13 @@ impl Store for SqliteStore {
                 match &op.body {
                     OpBody::Message { .. } => unreachable!("handled above"),
                     OpBody::Account { name, hash, ts } => {
+                        // The earliest registration (Lamport, origin) of a name wins.
                         tx.execute(
-                            "INSERT OR IGNORE INTO accounts (key, name, hash, ts) VALUES (?1, ?2, ?3, ?4)",
-                            params![name.to_ascii_lowercase(), name, hash, *ts as i64],
+                            "INSERT INTO accounts (key, name, hash, ts, lamport, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                             ON CONFLICT(key) DO UPDATE SET name = excluded.name, hash = excluded.hash,
+                                 ts = excluded.ts, lamport = excluded.lamport, origin = excluded.origin
+                             WHERE (excluded.lamport, excluded.origin) < (accounts.lamport, accounts.origin)",
+                            params![name.to_ascii_lowercase(), name, hash, *ts as i64, m.lamport as i64, m.origin],
                         )?;
                     }
                     OpBody::Room { room, ts } => {
@@ -218,10 +254,13 @@ impl Store for SqliteStore {
                     OpBody::Topic {
                         room, topic, ts, ..
                     } => {
+                        // The latest setting (Lamport, origin) of a topic wins.
                         tx.execute(
-                            "INSERT INTO rooms (key, name, topic, ts) VALUES (?1, ?2, ?3, ?4)
-                             ON CONFLICT(key) DO UPDATE SET topic = excluded.topic",
-                            params![room_key(room), room, topic, *ts as i64],
+                            "INSERT INTO rooms (key, name, topic, ts, topic_lamport, topic_origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                             ON CONFLICT(key) DO UPDATE SET topic = excluded.topic,
+                                 topic_lamport = excluded.topic_lamport, topic_origin = excluded.topic_origin
+                             WHERE (excluded.topic_lamport, excluded.topic_origin) > (rooms.topic_lamport, rooms.topic_origin)",
+                            params![room_key(room), room, topic, *ts as i64, m.lamport as i64, m.origin],
                         )?;
                     }
                     OpBody::InboxDelivered { user, entries } => {
@@ -306,6 +345,13 @@ impl Store for SqliteStore {
     fn maintain(&self) -> Result<(), StoreError> {
         self.checkpoint()
     }
+
+    fn ops_since(&self, vv: &BTreeMap<String, u64>, limit: usize) -> Result<Vec<Op>, StoreError> {
+        let c = self.reader()?;
+        let result = ops_since(&c, vv, limit);
+        self.give_back(c);
+        result
+    }
 }
 
 impl SqliteStore {
@@ -329,4 +375,74 @@ impl SqliteStore {
         self.give_back(c);
         Ok(found)
     }
+}
+
+/// What `Store::ops_since` reads: per origin, messages and other ops past the asker's vector,
+/// merged in oseq order.
+fn ops_since(
+    c: &Connection,
+    vv: &BTreeMap<String, u64>,
+    limit: usize,
+) -> Result<Vec<Op>, StoreError> {
+    let heads: Vec<(String, i64)> = c
+        .prepare_cached(
+            "SELECT origin, MAX(oseq) FROM (SELECT origin, oseq FROM messages UNION ALL SELECT origin, oseq FROM ops)
+             GROUP BY origin",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for (origin, head) in heads {
+        let after = vv.get(&origin).copied().unwrap_or(0) as i64;
+        if head <= after || out.len() >= limit {
+            continue;
+        }
+        let n = (limit - out.len()) as i64;
+        let mut ops: Vec<Op> = Vec::new();
+        let mut st = c.prepare_cached(&format!(
+            "SELECT {cols}, (SELECT user FROM inbox i WHERE i.origin = m.origin AND i.oseq = m.oseq)
+             FROM messages m WHERE origin = ?1 AND oseq > ?2 ORDER BY oseq LIMIT ?3",
+            cols = MSG_COLS.replace(", ", ", m.").replacen("stream", "m.stream", 1)
+        ))?;
+        let rows = st.query_map(params![origin, after, n], |row| {
+            let msg = message_at(row, 0)?;
+            let queued_for: Option<String> = row.get(10)?;
+            Ok(Op {
+                meta: OpMeta {
+                    origin: msg.origin.clone(),
+                    oseq: msg.oseq,
+                    lamport: msg.lamport,
+                },
+                body: OpBody::Message { msg, queued_for },
+            })
+        })?;
+        for op in rows {
+            ops.push(op?);
+        }
+        let mut st = c.prepare_cached(
+            "SELECT oseq, lamport, body FROM ops WHERE origin = ?1 AND oseq > ?2 ORDER BY oseq LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![origin, after, n], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (oseq, lamport, body) = row?;
+            ops.push(Op {
+                meta: OpMeta {
+                    origin: origin.clone(),
+                    oseq: oseq as u64,
+                    lamport: lamport as u64,
+                },
+                body: serde_json::from_str(&body)?,
+            });
+        }
+        ops.sort_by_key(|op| op.meta.oseq);
+        ops.truncate(n as usize);
+        out.extend(ops);
+    }
+    Ok(out)
 }

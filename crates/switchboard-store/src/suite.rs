@@ -1,5 +1,7 @@
 //! One test suite, run on every Store implementation.
 
+use std::collections::BTreeMap;
+
 use switchboard_core::{InboxEntry, Op, OpBody, OpMeta};
 use switchboard_proto::{ChatMessage, Cursor, Position};
 
@@ -97,13 +99,27 @@ fn run_suite(store: &dyn Store) {
     assert_eq!(r.oseq, 125);
     assert_eq!(store.load("n2").unwrap().oseq, 10);
     assert_eq!(
+        r.vv,
+        BTreeMap::from([("n1".to_string(), 125), ("n2".to_string(), 10)])
+    );
+    assert_eq!(
         r.accounts,
-        vec![("Bob".to_string(), "$argon2id$x".to_string())]
+        vec![(
+            "Bob".to_string(),
+            "$argon2id$x".to_string(),
+            (2, "n1".to_string())
+        )]
     );
     let general = Cursor::from([("n1".to_string(), 122), ("n2".to_string(), 10)]);
+    let topic_at = (302, "n1".to_string());
     assert_eq!(
         r.rooms,
-        vec![("General".to_string(), Some("hello".to_string()), general)]
+        vec![(
+            "General".to_string(),
+            Some("hello".to_string()),
+            general,
+            topic_at
+        )]
     );
     let dm = Cursor::from([("n1".to_string(), 124)]);
     assert_eq!(
@@ -193,6 +209,72 @@ fn run_suite(store: &dyn Store) {
     let r = store.load("n1").unwrap();
     assert_eq!(r.inbox.len(), 1);
     assert_eq!(r.inbox[0].1.oseq, 124);
+
+    // What a peer lacks: everything past its vector, each origin in order.
+    let vv = BTreeMap::from([("n1".to_string(), 120), ("n2".to_string(), 10)]);
+    let lack = store.ops_since(&vv, 100).unwrap();
+    let ids: Vec<(String, u64)> = lack
+        .iter()
+        .map(|o| (o.meta.origin.clone(), o.meta.oseq))
+        .collect();
+    let want: Vec<(String, u64)> = (121..=126).map(|n| ("n1".to_string(), n)).collect();
+    assert_eq!(ids, want);
+    assert!(
+        matches!(
+            &lack[2].body,
+            OpBody::Message {
+                queued_for: None,
+                ..
+            }
+        ),
+        "delivered"
+    );
+    assert!(
+        matches!(
+            &lack[3].body,
+            OpBody::Message {
+                queued_for: Some(_),
+                ..
+            }
+        ),
+        "waiting"
+    );
+    assert!(matches!(&lack[4].body, OpBody::Topic { .. }));
+    assert_eq!(store.ops_since(&BTreeMap::new(), 1000).unwrap().len(), 136);
+    assert_eq!(store.ops_since(&BTreeMap::new(), 7).unwrap().len(), 7);
+
+    // Concurrent registrations of one name: the earliest (Lamport, origin) wins everywhere,
+    // whatever the order they arrive in. Topics: the latest wins.
+    let account = |origin: &str, lamport: u64, hash: &str| Op {
+        meta: meta(origin, 500 + lamport, lamport),
+        body: OpBody::Account {
+            name: "Zed".into(),
+            hash: hash.into(),
+            ts: 0,
+        },
+    };
+    store.append(&[account("n2", 400, "late")]).unwrap();
+    store.append(&[account("n3", 399, "early")]).unwrap();
+    store.append(&[account("n1", 401, "later")]).unwrap();
+    let r = store.load("n1").unwrap();
+    let zed = r.accounts.iter().find(|a| a.0 == "Zed").unwrap();
+    assert_eq!(
+        (zed.1.as_str(), &zed.2),
+        ("early", &(399, "n3".to_string()))
+    );
+    let topic = |origin: &str, lamport: u64, t: &str| Op {
+        meta: meta(origin, 600 + lamport, lamport),
+        body: OpBody::Topic {
+            room: "General".into(),
+            topic: Some(t.into()),
+            by: "x".into(),
+            ts: 0,
+        },
+    };
+    store.append(&[topic("n2", 700, "newest")]).unwrap();
+    store.append(&[topic("n3", 650, "older")]).unwrap();
+    let r = store.load("n1").unwrap();
+    assert_eq!(r.rooms[0].1.as_deref(), Some("newest"));
 }
 
 #[test]

@@ -11,6 +11,10 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use switchboard_proto::peer::{PeerMsg, MAX_PEER_FRAME_BYTES, PEER_VERSION};
 use tokio_tungstenite::tungstenite::Message as TgMessage;
 
+use std::collections::BTreeMap;
+
+use switchboard_core::cluster::LinkId;
+
 use super::auth;
 use crate::conn::now_ms;
 use crate::shared::Shared;
@@ -219,7 +223,8 @@ async fn try_dial(shared: &Shared, url: &str) -> anyhow::Result<(String, TextStr
     }
 }
 
-/// An authenticated link: heartbeats out on a timer, frames in until either side closes.
+/// An authenticated link: heartbeats out on a timer, live ops and catch-up batches out from
+/// the link's queue, frames in until either side closes.
 async fn run(
     shared: Arc<Shared>,
     node: String,
@@ -229,7 +234,8 @@ async fn run(
     mut tx: TextSink,
 ) {
     let cluster = &shared.cluster;
-    let (link, close) = cluster.new_link(&node);
+    let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel::<String>(super::LINK_QUEUE);
+    let (link, close) = cluster.new_link(&node, frames_tx.clone());
     let dup = cluster.membership.lock().expect("membership lock").link_up(
         &node,
         &url,
@@ -245,35 +251,50 @@ async fn run(
         cluster.close_link(other);
     }
     tracing::info!(%node, link, "peer link up");
+    let catching_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sync = PeerMsg::Sync {
+        vv: shared
+            .core
+            .lock()
+            .expect("core lock")
+            .version_vector()
+            .clone(),
+    };
     let mut stop = cluster.stop.subscribe();
     let mut ticker = tokio::time::interval(cluster.heartbeat_every);
-    let why = loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                let clock = shared.core.lock().expect("core lock").clock();
-                let members = cluster.membership.lock().expect("membership lock").members();
-                if let Err(e) = send(&mut tx, &PeerMsg::Heartbeat { clock, members }).await {
-                    break format!("send failed: {e}");
-                }
-            }
-            frame = rx.next() => match frame {
-                Some(Ok(text)) => match serde_json::from_str::<PeerMsg>(&text) {
-                    Ok(PeerMsg::Heartbeat { clock, members }) => {
-                        shared.core.lock().expect("core lock").observe_clock(clock);
-                        cluster
-                            .membership
-                            .lock()
-                            .expect("membership lock")
-                            .heartbeat(&node, link, clock, &members, now_ms());
+    let why = 'link: {
+        if let Err(e) = send(&mut tx, &sync).await {
+            break 'link format!("send failed: {e}");
+        }
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let (clock, vv) = {
+                        let core = shared.core.lock().expect("core lock");
+                        (core.clock(), core.version_vector().clone())
+                    };
+                    let members = cluster.membership.lock().expect("membership lock").members();
+                    if let Err(e) = send(&mut tx, &PeerMsg::Heartbeat { clock, members, vv }).await {
+                        break 'link format!("send failed: {e}");
                     }
-                    Ok(other) => tracing::warn!(%node, ?other, "unexpected peer message"),
-                    Err(e) => break format!("bad frame: {e}"),
+                }
+                frame = frames_rx.recv() => {
+                    let Some(frame) = frame else { break 'link "queue closed".to_string() };
+                    if let Err(e) = tx.send(frame).await {
+                        break 'link format!("send failed: {e}");
+                    }
+                }
+                frame = rx.next() => match frame {
+                    Some(Ok(text)) => match serde_json::from_str::<PeerMsg>(&text) {
+                        Ok(msg) => on_message(&shared, &node, link, msg, &frames_tx, &catching_up),
+                        Err(e) => break 'link format!("bad frame: {e}"),
+                    },
+                    Some(Err(e)) => break 'link format!("{e}"),
+                    None => break 'link "closed".to_string(),
                 },
-                Some(Err(e)) => break format!("{e}"),
-                None => break "closed".to_string(),
-            },
-            _ = close.notified() => break "closed by the membership".to_string(),
-            _ = stop.changed() => break "shutting down".to_string(),
+                _ = close.notified() => break 'link "closed by the membership".to_string(),
+                _ = super::stopped(&mut stop) => break 'link "shutting down".to_string(),
+            }
         }
     };
     tracing::info!(%node, link, reason = %why, "peer link down");
@@ -285,3 +306,101 @@ async fn run(
         .expect("membership lock")
         .link_down(&node, link, now_ms());
 }
+
+/// Handles one frame from a peer.
+fn on_message(
+    shared: &Arc<Shared>,
+    node: &str,
+    link: LinkId,
+    msg: PeerMsg,
+    frames: &tokio::sync::mpsc::Sender<String>,
+    catching_up: &Arc<std::sync::atomic::AtomicBool>,
+) {
+    match msg {
+        PeerMsg::Heartbeat { clock, members, vv } => {
+            shared.core.lock().expect("core lock").observe_clock(clock);
+            shared
+                .cluster
+                .membership
+                .lock()
+                .expect("membership lock")
+                .heartbeat(node, link, clock, &members, now_ms());
+            // Anti-entropy: the peer lacks something we hold.
+            let ahead = {
+                let core = shared.core.lock().expect("core lock");
+                core.version_vector()
+                    .iter()
+                    .any(|(o, n)| vv.get(o).copied().unwrap_or(0) < *n)
+            };
+            if ahead {
+                catch_up(shared, vv, frames, catching_up);
+            }
+        }
+        PeerMsg::Sync { vv } => catch_up(shared, vv, frames, catching_up),
+        PeerMsg::Ops { ops } => {
+            let now = now_ms();
+            let gap = shared.run(|core, out| {
+                for op in ops {
+                    if let Err(switchboard_core::Skipped::Gap { .. }) =
+                        core.apply_remote(op, now, out)
+                    {
+                        return Some(core.version_vector().clone());
+                    }
+                }
+                None
+            });
+            if let Some(vv) = gap {
+                // Missing earlier ops: ask for everything from where we are.
+                let _ = frames
+                    .try_send(serde_json::to_string(&PeerMsg::Sync { vv }).expect("serialises"));
+            }
+        }
+        other => tracing::warn!(%node, ?other, "unexpected peer message"),
+    }
+}
+
+/// Sends a peer, in batches read from the store, every op it lacks according to `vv`. One
+/// catch-up per link at a time; what arrives meanwhile is covered by the next heartbeat.
+fn catch_up(
+    shared: &Arc<Shared>,
+    mut vv: BTreeMap<String, u64>,
+    frames: &tokio::sync::mpsc::Sender<String>,
+    running: &Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    if running.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (shared, frames, running) = (shared.clone(), frames.clone(), running.clone());
+    tokio::spawn(async move {
+        loop {
+            let store = shared.store.clone();
+            let want = vv.clone();
+            let batch =
+                tokio::task::spawn_blocking(move || store.ops_since(&want, CATCH_UP_BATCH)).await;
+            let ops = match batch {
+                Ok(Ok(ops)) => ops,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reading ops for a peer failed");
+                    break;
+                }
+                Err(_) => break,
+            };
+            if ops.is_empty() {
+                break;
+            }
+            for op in &ops {
+                let e = vv.entry(op.meta.origin.clone()).or_insert(0);
+                *e = (*e).max(op.meta.oseq);
+            }
+            let frame = serde_json::to_string(&PeerMsg::Ops { ops }).expect("serialises");
+            if frames.send(frame).await.is_err() {
+                break;
+            }
+        }
+        running.store(false, Ordering::Release);
+    });
+}
+
+/// Ops per catch-up frame.
+const CATCH_UP_BATCH: usize = 500;

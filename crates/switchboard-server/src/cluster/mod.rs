@@ -22,12 +22,23 @@ pub(crate) use link::accept;
 /// How often the driver looks at the membership.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Frames queued to one link before it counts as stuck and is closed (the peer then catches
+/// up through `sync` when it relinks).
+pub(crate) const LINK_QUEUE: usize = 1024;
+
+/// What the rest of the node holds of a live link.
+struct LinkHandle {
+    node: String,
+    close: Arc<Notify>,
+    frames: tokio::sync::mpsc::Sender<String>,
+}
+
 /// The cluster state of a node.
 pub(crate) struct Cluster {
     /// Without a secret, the node refuses every peer and dials none.
     pub secret: Option<String>,
     pub membership: Mutex<Membership>,
-    links: Mutex<HashMap<LinkId, (String, Arc<Notify>)>>,
+    links: Mutex<HashMap<LinkId, LinkHandle>>,
     next_link: AtomicU64,
     pub heartbeat_every: Duration,
     /// Flips to true at shutdown: links close, the driver stops.
@@ -69,14 +80,31 @@ impl Cluster {
         }
     }
 
-    pub fn new_link(&self, node: &str) -> (LinkId, Arc<Notify>) {
+    pub fn new_link(
+        &self,
+        node: &str,
+        frames: tokio::sync::mpsc::Sender<String>,
+    ) -> (LinkId, Arc<Notify>) {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
         let close = Arc::new(Notify::new());
-        self.links
-            .lock()
-            .expect("links lock")
-            .insert(id, (node.to_string(), close.clone()));
+        let handle = LinkHandle {
+            node: node.to_string(),
+            close: close.clone(),
+            frames,
+        };
+        self.links.lock().expect("links lock").insert(id, handle);
         (id, close)
+    }
+
+    /// Queues a frame to every linked peer. A link whose queue is full is closed rather than
+    /// waited for: its peer catches up from the store when it relinks.
+    pub fn broadcast(&self, frame: &str) {
+        for (id, link) in self.links.lock().expect("links lock").iter() {
+            if link.frames.try_send(frame.to_string()).is_err() {
+                tracing::warn!(link = id, node = %link.node, "peer link queue full; closing it");
+                link.close.notify_one();
+            }
+        }
     }
 
     pub fn drop_link(&self, id: LinkId) {
@@ -84,8 +112,8 @@ impl Cluster {
     }
 
     pub fn close_link(&self, id: LinkId) {
-        if let Some((_, close)) = self.links.lock().expect("links lock").get(&id) {
-            close.notify_one();
+        if let Some(link) = self.links.lock().expect("links lock").get(&id) {
+            link.close.notify_one();
         }
     }
 
@@ -120,7 +148,7 @@ pub(crate) async fn drive(shared: Arc<Shared>) {
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = stop.changed() => return,
+            _ = stopped(&mut stop) => return,
         }
         let actions = cluster
             .membership
@@ -139,4 +167,10 @@ pub(crate) async fn drive(shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// Resolves once the node is stopping, at once if it already is (a link that comes up
+/// during shutdown must not outlive it).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

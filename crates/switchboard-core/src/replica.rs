@@ -1,0 +1,199 @@
+//! Replication: ops accepted by other nodes are applied here, idempotently and per origin
+//! in order, and folded into the chat state with merges that ignore arrival order:
+//! messages take their place by (Lamport, origin), a name goes to its earliest registration,
+//! a topic to its latest setting.
+
+use std::collections::BTreeMap;
+
+use switchboard_proto::{encode_server, room_key, ErrorCode, Millis, ServerMsg};
+
+use crate::core::{Pending, Queued, Room};
+use crate::{Core, Effect, Op, OpBody};
+
+/// Why a remote op was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skipped {
+    /// Already held: nothing to do.
+    Duplicate,
+    /// An earlier op of the same origin is missing: ask the peer to catch up first.
+    Gap { have: u64 },
+}
+
+impl Core {
+    /// The version vector: every origin's highest op held (applied, perhaps not yet durable).
+    pub fn version_vector(&self) -> &BTreeMap<String, u64> {
+        &self.vv
+    }
+
+    /// Applies an op accepted by another node. It is persisted like a local op, and what
+    /// it changes for local clients (deliveries, topic changes) goes out once it is durable.
+    pub fn apply_remote(
+        &mut self,
+        op: Op,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), Skipped> {
+        let _ = now;
+        if op.meta.origin == self.cfg.node {
+            // Our own op coming back (after a restart lost it? never: our store is the
+            // source of our ops). Ignore.
+            return Err(Skipped::Duplicate);
+        }
+        let have = self.vv.get(&op.meta.origin).copied().unwrap_or(0);
+        if op.meta.oseq <= have {
+            return Err(Skipped::Duplicate);
+        }
+        if op.meta.oseq > have + 1 {
+            return Err(Skipped::Gap { have });
+        }
+        self.observe_clock(op.meta.lamport);
+        let stamp = (op.meta.lamport, op.meta.origin.clone());
+        let pending = match &op.body {
+            OpBody::Message { msg, queued_for } => {
+                let frame = encode_server(&ServerMsg::Message(msg.clone()));
+                match &msg.room {
+                    Some(room) => {
+                        let key = room_key(room);
+                        self.rooms
+                            .entry(key.clone())
+                            .or_insert_with(|| Room::new(room.clone()));
+                        Pending::RoomMessage {
+                            room: key,
+                            origin: msg.origin.clone(),
+                            oseq: msg.oseq,
+                            frame,
+                            ack: None,
+                        }
+                    }
+                    None => {
+                        let to = msg.to.clone().unwrap_or_default();
+                        if !self.dms.contains_key(&msg.stream) {
+                            self.add_dm(
+                                msg.stream.clone(),
+                                msg.from.clone(),
+                                to.clone(),
+                                Default::default(),
+                            );
+                        }
+                        if let Some(user) = queued_for {
+                            self.inbox
+                                .entry(user.clone())
+                                .or_default()
+                                .push_back(Queued {
+                                    origin: msg.origin.clone(),
+                                    oseq: msg.oseq,
+                                    frame: frame.clone(),
+                                    durable: false,
+                                });
+                        }
+                        Pending::DirectMessage {
+                            stream: msg.stream.clone(),
+                            origin: msg.origin.clone(),
+                            oseq: msg.oseq,
+                            frame,
+                            ack: None,
+                            users: [msg.from.to_ascii_lowercase(), to.to_ascii_lowercase()],
+                            queued_for: queued_for.clone(),
+                        }
+                    }
+                }
+            }
+            OpBody::Account { name, hash, .. } => {
+                self.merge_account(name, hash, stamp, out);
+                Pending::Nothing
+            }
+            OpBody::Room { room, .. } => {
+                self.rooms
+                    .entry(room_key(room))
+                    .or_insert_with(|| Room::new(room.clone()));
+                Pending::Nothing
+            }
+            OpBody::Topic {
+                room, topic, by, ..
+            } => {
+                let key = room_key(room);
+                let r = self
+                    .rooms
+                    .entry(key.clone())
+                    .or_insert_with(|| Room::new(room.clone()));
+                if stamp > r.topic_at {
+                    r.topic = topic.clone();
+                    r.topic_at = stamp;
+                    let frame = encode_server(&ServerMsg::Topic {
+                        reff: None,
+                        room: r.name.clone(),
+                        topic: topic.clone(),
+                        by: Some(by.clone()),
+                    });
+                    Pending::Topic {
+                        room: key,
+                        frame,
+                        setter: None,
+                    }
+                } else {
+                    Pending::Nothing
+                }
+            }
+            OpBody::InboxDelivered { user, entries } => {
+                if let Some(q) = self.inbox.get_mut(user) {
+                    q.retain(|e| {
+                        !entries
+                            .iter()
+                            .any(|d| d.origin == e.origin && d.oseq == e.oseq)
+                    });
+                    if q.is_empty() {
+                        self.inbox.remove(user);
+                    }
+                }
+                Pending::Nothing
+            }
+        };
+        self.push_op(op, pending);
+        Ok(())
+    }
+
+    /// Two nodes registered the same name: the earliest registration by (Lamport, origin)
+    /// keeps it everywhere. Local sessions that signed in under the losing one are told and
+    /// closed; they can sign in again with the winning password.
+    fn merge_account(
+        &mut self,
+        name: &str,
+        hash: &str,
+        stamp: crate::Stamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let key = name.to_ascii_lowercase();
+        if let Some(existing) = self.account_at.get(&key) {
+            if *existing <= stamp {
+                return;
+            }
+            if let Some(user) = self.users.get(&key) {
+                for &session in &user.sessions {
+                    out.push(Effect::Close {
+                        session,
+                        code: ErrorCode::AuthFailed,
+                        reason: format!("{name} was registered on another node first; sign in with that password"),
+                    });
+                }
+            }
+        } else if let Some(user) = self.users.get(&key) {
+            // A guest holds the name here while it was registered elsewhere: the account wins.
+            let guests: Vec<_> = user
+                .sessions
+                .iter()
+                .copied()
+                .filter(|s| self.sessions.get(s).is_some_and(|s| !s.registered))
+                .collect();
+            for session in guests {
+                out.push(Effect::Close {
+                    session,
+                    code: ErrorCode::NameInUse,
+                    reason: format!("{name} is now a registered name; pick another or sign in"),
+                });
+            }
+        }
+        self.account_at.insert(key.clone(), stamp);
+        self.accounts
+            .insert(key, (name.to_string(), hash.to_string()));
+    }
+}
