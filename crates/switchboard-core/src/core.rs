@@ -28,6 +28,9 @@ pub struct Config {
     pub inbox_cap: usize,
     /// The limits announced in `welcome`.
     pub limits: Limits,
+    /// This run of the node (its start time, say): orders its presence announcements after
+    /// those of its earlier runs.
+    pub incarnation: u64,
 }
 
 /// The durable state a node starts from, read from the store.
@@ -91,6 +94,8 @@ pub(crate) struct Room {
     pub members: BTreeMap<SessionId, ()>,
     /// Member users by key: display name and how many of their sessions are in.
     pub users: BTreeMap<String, (String, u32)>,
+    /// Members on other nodes by key: display name and on how many nodes.
+    pub remote: BTreeMap<String, (String, u32)>,
     /// The member list as shared by fan-outs, rebuilt after a membership change.
     pub cache: Option<Arc<[SessionId]>>,
 }
@@ -152,6 +157,12 @@ pub struct Core {
     pub(crate) account_at: HashMap<String, Stamp>,
     /// Every origin's highest op applied here.
     pub(crate) vv: BTreeMap<String, u64>,
+    /// Users online on other nodes: user key -> node -> what that node announced.
+    pub(crate) remote: HashMap<String, BTreeMap<String, crate::presence::RemoteUser>>,
+    /// The newest announcement version seen per (node, user key).
+    pub(crate) heard: HashMap<(String, String), (u64, u64)>,
+    /// Announcements made by this node so far.
+    pub(crate) announced: std::cell::Cell<u64>,
     pub(crate) rooms: HashMap<String, Room>,
     pub(crate) dms: HashMap<String, Dm>,
     pub(crate) dms_by_user: HashMap<String, Vec<String>>,
@@ -174,6 +185,9 @@ impl Core {
             accounts: HashMap::new(),
             account_at: HashMap::new(),
             vv: restore.vv,
+            remote: HashMap::new(),
+            heard: HashMap::new(),
+            announced: std::cell::Cell::new(0),
             rooms: HashMap::new(),
             dms: HashMap::new(),
             dms_by_user: HashMap::new(),
@@ -398,11 +412,22 @@ impl Room {
             cursor: Cursor::new(),
             members: BTreeMap::new(),
             users: BTreeMap::new(),
+            remote: BTreeMap::new(),
             cache: None,
         }
     }
 
     /// The member sessions as a shared slice, rebuilt only after membership changed.
+    /// Every member's name, on this node or another, in name order.
+    pub(crate) fn member_names(&self) -> Vec<String> {
+        let mut all: BTreeMap<&String, &String> =
+            self.users.iter().map(|(k, (n, _))| (k, n)).collect();
+        for (k, (n, _)) in &self.remote {
+            all.entry(k).or_insert(n);
+        }
+        all.into_values().cloned().collect()
+    }
+
     pub(crate) fn member_slice(&mut self) -> Arc<[SessionId]> {
         if let Some(c) = &self.cache {
             return c.clone();

@@ -23,7 +23,11 @@ impl Core {
         }
         validate_name(to).map_err(|e| ProtoError::new(ErrorCode::InvalidName, e.to_string()))?;
         let to_key = name_key(to);
-        let online = self.users.get(&to_key).map(|u| u.name.clone());
+        let online = self
+            .users
+            .get(&to_key)
+            .map(|u| u.name.clone())
+            .or_else(|| self.online_elsewhere(&to_key));
         let account = self.accounts.get(&to_key).map(|(n, _)| n.clone());
         let Some(to_name) = online.clone().or(account.clone()) else {
             return Err(ProtoError::new(

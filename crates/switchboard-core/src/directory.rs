@@ -31,7 +31,11 @@ impl Core {
         }
         let key = name_key(name);
         let account = self.accounts.get(&key).map(|(n, _)| n.clone());
-        let online = self.users.get(&key);
+        let online = self.users.get(&key).map(|u| u.name.clone()).or_else(|| {
+            // A guest elsewhere in the cluster holds the name too.
+            self.online_elsewhere(&key)
+                .filter(|_| !self.accounts.contains_key(&key))
+        });
         let (display, registered) = match (&auth, account) {
             (Auth::Guest, Some(_)) => {
                 return refuse(
@@ -108,6 +112,9 @@ impl Core {
         if first && registered {
             self.deliver_inbox(session, &key, out);
         }
+        if first {
+            self.announce(&key, &display, out);
+        }
     }
 
     /// Sends `welcome` to a session whose sign-in is complete.
@@ -151,6 +158,7 @@ impl Core {
                 self.users.remove(&s.key);
             }
         }
+        self.announce(&s.key, &s.name, out);
     }
 
     /// Tells every session that the node is going away, and why (seed 002's EXIT). The server
@@ -180,18 +188,11 @@ impl Core {
                 let room = self.rooms.get(&key).ok_or_else(|| {
                     ProtoError::new(ErrorCode::NotFound, format!("no room #{bare}"))
                 })?;
-                let users = room
-                    .users
-                    .values()
-                    .map(|(n, _)| n.clone())
-                    .take(WHO_MAX)
-                    .collect();
+                let users = room.member_names().into_iter().take(WHO_MAX).collect();
                 (Some(room.name.clone()), users)
             }
             None => {
-                let mut users: Vec<String> = self.users.values().map(|u| u.name.clone()).collect();
-                users.sort_by_key(|n| n.to_ascii_lowercase());
-                users.truncate(WHO_MAX);
+                let users = self.everyone().into_values().take(WHO_MAX).collect();
                 (None, users)
             }
         };
@@ -207,9 +208,10 @@ impl Core {
         out: &mut Vec<Effect>,
     ) {
         let key = name_key(name);
-        let online = self.users.get(&key);
-        let account = self.accounts.get(&key);
-        if online.is_none() && account.is_none() {
+        let local = self.users.get(&key).map(|u| u.name.clone());
+        let online = local.clone().or_else(|| self.online_elsewhere(&key));
+        let account = self.accounts.get(&key).map(|(n, _)| n.clone());
+        let Some(display) = online.clone().or(account.clone()) else {
             out.push(error(
                 session,
                 ErrorCode::NotFound,
@@ -217,21 +219,20 @@ impl Core {
                 reff.as_deref(),
             ));
             return;
-        }
-        let display = online
-            .map(|u| u.name.clone())
-            .or_else(|| account.map(|(n, _)| n.clone()))
-            .unwrap_or_default();
-        let mut rooms: Vec<String> = match online {
-            Some(u) => u
-                .sessions
-                .iter()
-                .filter_map(|s| self.sessions.get(s))
-                .flat_map(|s| s.rooms.iter())
-                .filter_map(|k| self.rooms.get(k).map(|r| r.name.clone()))
-                .collect(),
-            None => Vec::new(),
         };
+        let mut rooms: Vec<String> = self
+            .users
+            .get(&key)
+            .map(|u| {
+                u.sessions
+                    .iter()
+                    .filter_map(|s| self.sessions.get(s))
+                    .flat_map(|s| s.rooms.iter())
+                    .filter_map(|k| self.rooms.get(k).map(|r| r.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        rooms.extend(self.remote_rooms(&key));
         rooms.sort();
         rooms.dedup();
         out.push(send(

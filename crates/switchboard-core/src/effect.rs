@@ -19,6 +19,8 @@ pub enum Effect {
     Send { to: SessionId, frame: Bytes },
     /// Queue one encoded frame to many sessions: encoded once, shared by all.
     Fanout { to: Arc<[SessionId]>, frame: Bytes },
+    /// Tell the other nodes about this local user's new state (the directory).
+    Announce(switchboard_proto::peer::UserPresence),
     /// Send the session an error frame, then close it once its queue is flushed.
     Close {
         session: SessionId,

@@ -42,9 +42,13 @@ impl Core {
         }
         let room = self.rooms.get_mut(&key).expect("inserted above");
         if newly {
-            let entry = room.users.entry(user_key).or_insert((user_name.clone(), 0));
+            let elsewhere = room.remote.contains_key(&user_key);
+            let entry = room
+                .users
+                .entry(user_key.clone())
+                .or_insert((user_name.clone(), 0));
             entry.1 += 1;
-            if entry.1 == 1 && !room.members.is_empty() {
+            if entry.1 == 1 && !room.members.is_empty() && !elsewhere {
                 // The user's first session in the room: the members already there see them
                 // arrive; the joiner learns the member list from `joined`.
                 let to = room.member_slice();
@@ -64,10 +68,13 @@ impl Core {
                 room: room.name.clone(),
                 cursor: room.cursor.clone(),
                 topic: room.topic.clone(),
-                members: room.users.values().map(|(n, _)| n.clone()).collect(),
+                members: room.member_names(),
                 reff,
             },
         ));
+        if newly {
+            self.announce(&user_key, &user_name, out);
+        }
         Ok(())
     }
 
@@ -94,6 +101,7 @@ impl Core {
             .get(&key)
             .map_or(bare.to_string(), |r| r.name.clone());
         self.remove_member(&key, session, &user_key, &user_name, out);
+        self.announce(&user_key, &user_name, out);
         out.push(send(
             session,
             &ServerMsg::Left {
@@ -130,7 +138,7 @@ impl Core {
         };
         if gone {
             room.users.remove(user_key);
-            if !room.members.is_empty() {
+            if !room.members.is_empty() && !room.remote.contains_key(user_key) {
                 let to = room.member_slice();
                 let frame = encode_server(&presence(
                     room.name.clone(),
@@ -153,7 +161,7 @@ impl Core {
             .values()
             .map(|r| RoomInfo {
                 room: r.name.clone(),
-                members: r.users.len() as u32,
+                members: r.member_names().len() as u32,
                 topic: r.topic.clone(),
             })
             .collect();

@@ -17,6 +17,7 @@ fn core_with(restore: Restore) -> Core {
                 rate_per_sec: 10,
                 burst: 10,
             },
+            incarnation: 1,
         },
         restore,
     )
@@ -27,6 +28,7 @@ fn frames(effects: &[Effect]) -> HashMap<SessionId, Vec<ServerMsg>> {
     let mut out: HashMap<SessionId, Vec<ServerMsg>> = HashMap::new();
     for e in effects {
         match e {
+            Effect::Announce(_) => {}
             Effect::Send { to, frame } => out
                 .entry(*to)
                 .or_default()

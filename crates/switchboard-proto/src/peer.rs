@@ -23,6 +23,24 @@ pub struct Member {
     pub url: String,
 }
 
+/// One user as seen by the node they are connected to: the cluster-wide directory is every
+/// node's announcements of its own users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPresence {
+    pub name: String,
+    /// False when the user's last session on the announcing node ended.
+    pub online: bool,
+    pub registered: bool,
+    /// When the user signed in on that node (ms): of two guests who took the same name on
+    /// two sides of a partition, the earlier keeps it.
+    pub since: crate::Millis,
+    /// The rooms (display names) the user is in on that node.
+    pub rooms: Vec<String>,
+    /// (incarnation of the announcing node, announcement counter): a receiver ignores news
+    /// older than what it has, so a delayed announcement never undoes a newer one.
+    pub version: (u64, u64),
+}
+
 /// A node-to-node message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -60,6 +78,12 @@ pub enum PeerMsg {
     Sync { vv: BTreeMap<String, u64> },
     /// Ops, each origin's in order: live ones as they become durable, or a catch-up batch.
     Ops { ops: Vec<Op> },
+    /// Who is connected to the sender: everyone (`snapshot`, when a link comes up) or the
+    /// users whose state just changed.
+    Presence {
+        snapshot: bool,
+        users: Vec<UserPresence>,
+    },
 }
 
 #[cfg(test)]

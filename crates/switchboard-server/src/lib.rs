@@ -57,6 +57,7 @@ pub async fn serve(
                 rate_per_sec: config.rate_per_sec,
                 burst: config.burst,
             },
+            incarnation: conn::now_ms(),
         },
         restore,
     );

@@ -61,8 +61,10 @@ impl Shared {
             return;
         }
         let outboxes = self.outboxes.read().expect("outboxes lock");
+        let mut announce = Vec::new();
         for effect in effects {
             match effect {
+                Effect::Announce(p) => announce.push(p),
                 Effect::Send { to, frame } => {
                     if let Some(ob) = outboxes.get(&to) {
                         self.push(ob, &to_utf8(frame));
@@ -93,6 +95,15 @@ impl Shared {
                     }
                 }
             }
+        }
+        drop(outboxes);
+        if !announce.is_empty() {
+            let msg = switchboard_proto::peer::PeerMsg::Presence {
+                snapshot: false,
+                users: announce,
+            };
+            self.cluster
+                .broadcast(&serde_json::to_string(&msg).expect("presence serialises"));
         }
     }
 

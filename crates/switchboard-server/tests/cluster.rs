@@ -223,3 +223,134 @@ async fn a_returning_node_catches_up_and_accounts_work_everywhere() {
     let wrong = switchboard_client::Client::connect_as(&b.url, "dora", Some("nope")).await;
     assert!(wrong.is_err());
 }
+
+/// Waits until `pick` accepts a message from the client.
+async fn expect<T>(
+    c: &mut switchboard_client::Client,
+    pick: impl FnMut(&switchboard_proto::ServerMsg) -> Option<T>,
+) -> T {
+    c.wait_for(WAIT, pick).await.unwrap()
+}
+
+/// Asks until the answer satisfies `ok` (the directory spreads asynchronously).
+async fn eventually(
+    c: &mut switchboard_client::Client,
+    msg: switchboard_proto::ClientMsg,
+    ok: impl Fn(&switchboard_proto::ServerMsg) -> bool,
+) -> switchboard_proto::ServerMsg {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let reply = c.request(msg.clone()).await;
+        if let Ok(r) = &reply {
+            if ok(r) {
+                return r.clone();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_directory_across_nodes() {
+    use switchboard_proto::server::PresenceEvent;
+    use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
+    let (a, b) = linked_pair().await;
+    let mut ann = a.client("ann").await;
+    ann.join("lobby").await.unwrap();
+    let mut ben = b.client("ben").await;
+    // who and whois cover the cluster.
+    let who = ClientMsg::Who {
+        room: None,
+        reff: None,
+    };
+    eventually(
+        &mut ann,
+        who,
+        |m| matches!(m, ServerMsg::Who { users, .. } if users == &["ann", "ben"]),
+    )
+    .await;
+    // A guest name held on one node is taken on every node.
+    let err = switchboard_client::Client::connect_as(&a.url, "BEN", None)
+        .await
+        .map(|_| ());
+    assert!(
+        matches!(
+            err,
+            Err(switchboard_client::ClientError::Refused {
+                code: ErrorCode::NameInUse,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    // ben joins the room on b: ann, on a, sees him arrive, and the member lists agree.
+    ben.join("lobby").await.unwrap();
+    let arrived = expect(&mut ann, |m| match m {
+        ServerMsg::Presence {
+            name,
+            event: PresenceEvent::Join,
+            ..
+        } => Some(name.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(arrived, "ben");
+    let whois = ClientMsg::Whois {
+        name: "ben".into(),
+        reff: None,
+    };
+    let reply = eventually(&mut ann, whois, |m| {
+        matches!(m, ServerMsg::Whois { online: true, .. })
+    })
+    .await;
+    assert!(matches!(reply, ServerMsg::Whois { rooms, .. } if rooms == ["lobby"]));
+    let in_room = ClientMsg::Who {
+        room: Some("lobby".into()),
+        reff: None,
+    };
+    eventually(
+        &mut ben,
+        in_room,
+        |m| matches!(m, ServerMsg::Who { users, .. } if users == &["ann", "ben"]),
+    )
+    .await;
+    // A direct message to a guest on the other node crosses over; an unknown name does not.
+    ann.say(switchboard_client::Target::User("ben"), "psst, ben")
+        .await
+        .unwrap();
+    let got = next_message(&mut ben).await;
+    assert_eq!((got.from.as_str(), got.text.as_str()), ("ann", "psst, ben"));
+    let err = ann
+        .say(switchboard_client::Target::User("nobody"), "hi")
+        .await;
+    assert!(matches!(
+        err,
+        Err(switchboard_client::ClientError::Refused {
+            code: ErrorCode::NotFound,
+            ..
+        })
+    ));
+    // When b goes away, its users leave with it.
+    b.stop("going").await;
+    let left = expect(&mut ann, |m| match m {
+        ServerMsg::Presence {
+            name,
+            event: PresenceEvent::Leave,
+            ..
+        } => Some(name.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(left, "ben");
+    let who = ClientMsg::Who {
+        room: None,
+        reff: None,
+    };
+    eventually(
+        &mut ann,
+        who,
+        |m| matches!(m, ServerMsg::Who { users, .. } if users == &["ann"]),
+    )
+    .await;
+}

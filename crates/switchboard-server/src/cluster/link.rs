@@ -252,19 +252,24 @@ async fn run(
     }
     tracing::info!(%node, link, "peer link up");
     let catching_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sync = PeerMsg::Sync {
-        vv: shared
-            .core
-            .lock()
-            .expect("core lock")
-            .version_vector()
-            .clone(),
+    let (sync, presence) = {
+        let core = shared.core.lock().expect("core lock");
+        let sync = PeerMsg::Sync {
+            vv: core.version_vector().clone(),
+        };
+        let presence = PeerMsg::Presence {
+            snapshot: true,
+            users: core.local_presence(),
+        };
+        (sync, presence)
     };
     let mut stop = cluster.stop.subscribe();
     let mut ticker = tokio::time::interval(cluster.heartbeat_every);
     let why = 'link: {
-        if let Err(e) = send(&mut tx, &sync).await {
-            break 'link format!("send failed: {e}");
+        for hello in [&sync, &presence] {
+            if let Err(e) = send(&mut tx, hello).await {
+                break 'link format!("send failed: {e}");
+            }
         }
         loop {
             tokio::select! {
@@ -300,11 +305,15 @@ async fn run(
     tracing::info!(%node, link, reason = %why, "peer link down");
     let _ = tx.close().await;
     cluster.drop_link(link);
-    cluster
-        .membership
-        .lock()
-        .expect("membership lock")
-        .link_down(&node, link, now_ms());
+    let still_up = {
+        let mut m = cluster.membership.lock().expect("membership lock");
+        m.link_down(&node, link, now_ms());
+        m.up().contains(&node)
+    };
+    if !still_up {
+        // The peer's users leave the directory with it.
+        shared.run(|core, out| core.peer_gone(&node, out));
+    }
 }
 
 /// Handles one frame from a peer.
@@ -337,6 +346,9 @@ fn on_message(
             }
         }
         PeerMsg::Sync { vv } => catch_up(shared, vv, frames, catching_up),
+        PeerMsg::Presence { snapshot, users } => {
+            shared.run(|core, out| core.peer_presence(node, snapshot, users, out));
+        }
         PeerMsg::Ops { ops } => {
             let now = now_ms();
             let gap = shared.run(|core, out| {
