@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::core::Pending;
+use crate::order::Held;
 use crate::{Core, Effect, InboxEntry, OpBody, SessionId};
 
 impl Core {
@@ -13,10 +14,11 @@ impl Core {
     pub fn committed(&mut self, count: usize, out: &mut Vec<Effect>) {
         for _ in 0..count {
             let Some(pending) = self.pending.pop_front() else {
-                return;
+                break;
             };
             self.release(pending, out);
         }
+        self.deliver_stable(out);
     }
 
     fn release(&mut self, pending: Pending, out: &mut Vec<Effect>) {
@@ -24,24 +26,19 @@ impl Core {
             Pending::Nothing => {}
             Pending::RoomMessage {
                 room,
+                lamport,
                 origin,
                 oseq,
                 frame,
                 ack,
             } => {
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    advance(&mut r.cursor, origin, oseq);
-                    if !r.members.is_empty() {
-                        out.push(Effect::Fanout {
-                            to: r.member_slice(),
-                            frame,
-                        });
-                    }
-                }
                 self.ack(ack, out);
+                let held = Held::Room { room, oseq, frame };
+                self.hold((lamport, origin), held, out);
             }
             Pending::DirectMessage {
                 stream,
+                lamport,
                 origin,
                 oseq,
                 frame,
@@ -49,27 +46,15 @@ impl Core {
                 users,
                 queued_for,
             } => {
-                if let Some(dm) = self.dms.get_mut(&stream) {
-                    advance(&mut dm.cursor, origin.clone(), oseq);
-                }
-                let mut to: Vec<SessionId> = Vec::new();
-                for key in users.iter() {
-                    if let Some(u) = self.users.get(key) {
-                        to.extend(u.sessions.iter().filter(|s| self.is_ready(**s)));
-                    }
-                }
-                to.sort_unstable();
-                to.dedup();
-                if let Some(user) = queued_for {
-                    self.settle_inbox(&user, &origin, oseq);
-                }
-                if !to.is_empty() {
-                    out.push(Effect::Fanout {
-                        to: Arc::from(to),
-                        frame,
-                    });
-                }
                 self.ack(ack, out);
+                let held = Held::Direct {
+                    stream,
+                    oseq,
+                    frame,
+                    users,
+                    queued_for,
+                };
+                self.hold((lamport, origin), held, out);
             }
             Pending::Topic {
                 room,
@@ -96,7 +81,7 @@ impl Core {
 
     /// A queued direct message is durable: if its recipient came online meanwhile it is
     /// being delivered live, so it leaves the inbox; otherwise it waits there, now durable.
-    fn settle_inbox(&mut self, user: &str, origin: &str, oseq: u64) {
+    pub(crate) fn settle_inbox(&mut self, user: &str, origin: &str, oseq: u64) {
         let online = self.users.contains_key(user);
         let Some(queue) = self.inbox.get_mut(user) else {
             return;
@@ -133,13 +118,13 @@ impl Core {
         }
     }
 
-    fn is_ready(&self, session: SessionId) -> bool {
+    pub(crate) fn is_ready(&self, session: SessionId) -> bool {
         self.sessions.get(&session).is_some_and(|s| s.ready)
     }
 }
 
 /// Moves a stream's cursor past a delivered message.
-fn advance(cursor: &mut switchboard_proto::Cursor, origin: String, oseq: u64) {
+pub(crate) fn advance(cursor: &mut switchboard_proto::Cursor, origin: String, oseq: u64) {
     let e = cursor.entry(origin).or_insert(0);
     *e = (*e).max(oseq);
 }

@@ -119,6 +119,7 @@ pub(crate) enum Pending {
     Nothing,
     RoomMessage {
         room: String,
+        lamport: u64,
         origin: String,
         oseq: u64,
         frame: Bytes,
@@ -126,6 +127,7 @@ pub(crate) enum Pending {
     },
     DirectMessage {
         stream: String,
+        lamport: u64,
         origin: String,
         oseq: u64,
         frame: Bytes,
@@ -171,6 +173,14 @@ pub struct Core {
     pub(crate) pending: VecDeque<Pending>,
     /// Ops emitted but not yet taken by the store writer, in sequence order.
     pub(crate) outgoing: Vec<Op>,
+    /// Durable messages waiting to be delivered in (Lamport, origin) order: see order.rs.
+    pub(crate) held: BTreeMap<Stamp, crate::order::Held>,
+    /// The last message delivered in order.
+    pub(crate) frontier: Stamp,
+    /// Peers whose link is up, with the highest clock each has vouched for.
+    pub(crate) peer_clocks: BTreeMap<String, u64>,
+    /// The safe clock last announced to peers.
+    pub(crate) clock_told: u64,
 }
 
 impl Core {
@@ -194,6 +204,10 @@ impl Core {
             inbox: HashMap::new(),
             pending: VecDeque::new(),
             outgoing: Vec::new(),
+            held: BTreeMap::new(),
+            frontier: (0, String::new()),
+            peer_clocks: BTreeMap::new(),
+            clock_told: 0,
         };
         for (name, hash, at) in restore.accounts {
             let key = name.to_ascii_lowercase();

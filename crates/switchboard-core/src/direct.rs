@@ -85,6 +85,7 @@ impl Core {
         }
         let pending = Pending::DirectMessage {
             stream,
+            lamport: meta.lamport,
             origin: meta.origin.clone(),
             oseq: meta.oseq,
             frame,

@@ -12,6 +12,7 @@ mod core;
 mod direct;
 mod directory;
 mod effect;
+mod order;
 mod presence;
 mod replica;
 mod rooms;

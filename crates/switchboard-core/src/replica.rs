@@ -47,6 +47,8 @@ impl Core {
             return Err(Skipped::Gap { have });
         }
         self.observe_clock(op.meta.lamport);
+        // An op from its origin vouches for that origin's clock: its later ops come after.
+        self.vouch(&op.meta.origin, op.meta.lamport);
         let stamp = (op.meta.lamport, op.meta.origin.clone());
         let pending = match &op.body {
             OpBody::Message { msg, queued_for } => {
@@ -59,6 +61,7 @@ impl Core {
                             .or_insert_with(|| Room::new(room.clone()));
                         Pending::RoomMessage {
                             room: key,
+                            lamport: msg.lamport,
                             origin: msg.origin.clone(),
                             oseq: msg.oseq,
                             frame,
@@ -88,6 +91,7 @@ impl Core {
                         }
                         Pending::DirectMessage {
                             stream: msg.stream.clone(),
+                            lamport: msg.lamport,
                             origin: msg.origin.clone(),
                             oseq: msg.oseq,
                             frame,

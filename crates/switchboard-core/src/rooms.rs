@@ -292,6 +292,7 @@ impl Core {
         });
         let pending = Pending::RoomMessage {
             room: key,
+            lamport: meta.lamport,
             origin: meta.origin.clone(),
             oseq: meta.oseq,
             frame,

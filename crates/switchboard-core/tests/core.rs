@@ -114,7 +114,7 @@ fn nothing_is_delivered_or_acknowledged_before_it_is_durable() {
     core.committed(ops.len(), &mut out);
     let f = frames(&out);
     assert!(
-        matches!(&f[&1][..], [ServerMsg::Message(m), ServerMsg::Ack { id, .. }] if m.text == "hi" && *id == m.id)
+        matches!(&f[&1][..], [ServerMsg::Ack { id, .. }, ServerMsg::Message(m)] if m.text == "hi" && *id == m.id)
     );
     assert!(matches!(&f[&2][..], [ServerMsg::Message(m)] if m.id == "n1-2"));
 }
@@ -201,7 +201,7 @@ fn offline_inbox_delivers_once_whether_sign_in_comes_before_or_after_the_disk() 
     let f = frames(&commit_all(&mut core));
     assert!(matches!(
         &f[&1][..],
-        [ServerMsg::Message(_), ServerMsg::Ack { queued: true, .. }]
+        [ServerMsg::Ack { queued: true, .. }, ServerMsg::Message(_)]
     ));
     handle(&mut core, 1, dm("in flight"));
     assert_eq!(core.inbox_len("bob"), 2);

@@ -78,6 +78,9 @@ pub enum PeerMsg {
     Sync { vv: BTreeMap<String, u64> },
     /// Ops, each origin's in order: live ones as they become durable, or a catch-up batch.
     Ops { ops: Vec<Op> },
+    /// The sender vouches that its later ops will be stamped above `clock`: sent after
+    /// applying others' ops, so that their messages become deliverable everywhere quickly.
+    Clock { clock: u64 },
     /// Who is connected to the sender: everyone (`snapshot`, when a link comes up) or the
     /// users whose state just changed.
     Presence {

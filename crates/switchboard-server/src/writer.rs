@@ -64,13 +64,15 @@ fn run(shared: &Shared, doorbell: &Receiver<()>) {
                     .drain(..)
                     .filter(|op| op.meta.origin == shared.cfg.node_name)
                     .collect();
-                shared.run(|core, out| core.committed(count, out));
+                // Queued to the links before `committed`: a clock read after it vouches for
+                // these ops, so they must already be ahead of it on every link.
                 if !own.is_empty() {
                     let frame =
                         serde_json::to_string(&switchboard_proto::peer::PeerMsg::Ops { ops: own })
                             .expect("ops serialise");
                     shared.cluster.broadcast(&frame);
                 }
+                shared.run(|core, out| core.committed(count, out));
             }
             Err(e) => {
                 shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);

@@ -251,6 +251,7 @@ async fn run(
         cluster.close_link(other);
     }
     tracing::info!(%node, link, "peer link up");
+    shared.core.lock().expect("core lock").peer_up(&node);
     let catching_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (sync, presence) = {
         let core = shared.core.lock().expect("core lock");
@@ -276,8 +277,15 @@ async fn run(
                 _ = ticker.tick() => {
                     let (clock, vv) = {
                         let core = shared.core.lock().expect("core lock");
-                        (core.clock(), core.version_vector().clone())
+                        (core.safe_clock(), core.version_vector().clone())
                     };
+                    // What was queued before the clock was read goes first: the clock vouches
+                    // for those ops, so the peer must have them when it reads it.
+                    while let Ok(frame) = frames_rx.try_recv() {
+                        if let Err(e) = tx.send(frame).await {
+                            break 'link format!("send failed: {e}");
+                        }
+                    }
                     let members = cluster.membership.lock().expect("membership lock").members();
                     if let Err(e) = send(&mut tx, &PeerMsg::Heartbeat { clock, members, vv }).await {
                         break 'link format!("send failed: {e}");
@@ -312,7 +320,7 @@ async fn run(
     };
     if !still_up {
         // The peer's users leave the directory with it.
-        shared.run(|core, out| core.peer_gone(&node, out));
+        shared.run(|core, out| core.peer_down(&node, out));
     }
 }
 
@@ -327,7 +335,7 @@ fn on_message(
 ) {
     match msg {
         PeerMsg::Heartbeat { clock, members, vv } => {
-            shared.core.lock().expect("core lock").observe_clock(clock);
+            shared.run(|core, out| core.peer_clock(node, clock, out));
             shared
                 .cluster
                 .membership
@@ -346,21 +354,30 @@ fn on_message(
             }
         }
         PeerMsg::Sync { vv } => catch_up(shared, vv, frames, catching_up),
+        PeerMsg::Clock { clock } => shared.run(|core, out| core.peer_clock(node, clock, out)),
         PeerMsg::Presence { snapshot, users } => {
             shared.run(|core, out| core.peer_presence(node, snapshot, users, out));
         }
         PeerMsg::Ops { ops } => {
             let now = now_ms();
-            let gap = shared.run(|core, out| {
+            let (gap, tell) = shared.run(|core, out| {
+                let mut gap = None;
                 for op in ops {
                     if let Err(switchboard_core::Skipped::Gap { .. }) =
                         core.apply_remote(op, now, out)
                     {
-                        return Some(core.version_vector().clone());
+                        gap = Some(core.version_vector().clone());
+                        break;
                     }
                 }
-                None
+                (gap, core.clock_to_tell())
             });
+            if let Some(clock) = tell {
+                // Vouch for the clock these ops raised, so their messages become deliverable
+                // on every node without waiting for the next heartbeat.
+                let frame = serde_json::to_string(&PeerMsg::Clock { clock }).expect("serialises");
+                shared.cluster.broadcast(&frame);
+            }
             if let Some(vv) = gap {
                 // Missing earlier ops: ask for everything from where we are.
                 let _ = frames
