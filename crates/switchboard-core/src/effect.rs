@@ -19,8 +19,19 @@ pub enum Effect {
     Send { to: SessionId, frame: Bytes },
     /// Queue one encoded frame to many sessions: encoded once, shared by all.
     Fanout { to: Arc<[SessionId]>, frame: Bytes },
-    /// Tell the other nodes about this local user's new state (the directory).
-    Announce(switchboard_proto::peer::UserPresence),
+    /// Send a message to one peer.
+    ToPeer {
+        node: String,
+        msg: switchboard_proto::peer::PeerMsg,
+    },
+    /// Send a message to every linked peer.
+    ToPeers(switchboard_proto::peer::PeerMsg),
+    /// Send `node` every stored op its version vector `vv` lacks, read from the store in
+    /// batches (one catch-up per peer at a time).
+    CatchUp {
+        node: String,
+        vv: std::collections::BTreeMap<String, u64>,
+    },
     /// Send the session an error frame, then close it once its queue is flushed.
     Close {
         session: SessionId,

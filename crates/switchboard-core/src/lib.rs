@@ -13,6 +13,7 @@ mod direct;
 mod directory;
 mod effect;
 mod order;
+mod peering;
 mod presence;
 mod replica;
 mod rooms;

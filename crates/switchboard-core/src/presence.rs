@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use switchboard_proto::peer::UserPresence;
+use switchboard_proto::peer::{PeerMsg, UserPresence};
 use switchboard_proto::server::PresenceEvent;
 use switchboard_proto::{encode_server, room_key, ErrorCode};
 
@@ -70,7 +70,10 @@ impl Core {
             rooms: Vec::new(),
             version: self.next_version(),
         });
-        out.push(Effect::Announce(p));
+        out.push(Effect::ToPeers(PeerMsg::Presence {
+            snapshot: false,
+            users: vec![p],
+        }));
     }
 
     /// Whether a user is online on another node; their display name if so.

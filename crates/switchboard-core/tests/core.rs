@@ -28,7 +28,7 @@ fn frames(effects: &[Effect]) -> HashMap<SessionId, Vec<ServerMsg>> {
     let mut out: HashMap<SessionId, Vec<ServerMsg>> = HashMap::new();
     for e in effects {
         match e {
-            Effect::Announce(_) => {}
+            Effect::ToPeer { .. } | Effect::ToPeers(_) | Effect::CatchUp { .. } => {}
             Effect::Send { to, frame } => out
                 .entry(*to)
                 .or_default()

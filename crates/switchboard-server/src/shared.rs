@@ -61,10 +61,12 @@ impl Shared {
             return;
         }
         let outboxes = self.outboxes.read().expect("outboxes lock");
-        let mut announce = Vec::new();
+        let mut peers = Vec::new();
         for effect in effects {
             match effect {
-                Effect::Announce(p) => announce.push(p),
+                e @ (Effect::ToPeer { .. } | Effect::ToPeers(_) | Effect::CatchUp { .. }) => {
+                    peers.push(e)
+                }
                 Effect::Send { to, frame } => {
                     if let Some(ob) = outboxes.get(&to) {
                         self.push(ob, &to_utf8(frame));
@@ -97,13 +99,16 @@ impl Shared {
             }
         }
         drop(outboxes);
-        if !announce.is_empty() {
-            let msg = switchboard_proto::peer::PeerMsg::Presence {
-                snapshot: false,
-                users: announce,
-            };
-            self.cluster
-                .broadcast(&serde_json::to_string(&msg).expect("presence serialises"));
+        for e in peers {
+            match e {
+                Effect::ToPeer { node, msg } => self.cluster.send_to(&node, &msg),
+                Effect::ToPeers(msg) => {
+                    self.cluster
+                        .broadcast(&serde_json::to_string(&msg).expect("peer messages serialise"));
+                }
+                Effect::CatchUp { node, vv } => self.cluster.catch_up(self.store.clone(), node, vv),
+                _ => {}
+            }
         }
     }
 

@@ -11,10 +11,6 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use switchboard_proto::peer::{PeerMsg, MAX_PEER_FRAME_BYTES, PEER_VERSION};
 use tokio_tungstenite::tungstenite::Message as TgMessage;
 
-use std::collections::BTreeMap;
-
-use switchboard_core::cluster::LinkId;
-
 use super::auth;
 use crate::conn::now_ms;
 use crate::shared::Shared;
@@ -235,7 +231,7 @@ async fn run(
 ) {
     let cluster = &shared.cluster;
     let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel::<String>(super::LINK_QUEUE);
-    let (link, close) = cluster.new_link(&node, frames_tx.clone());
+    let (link, close) = cluster.new_link(&node, frames_tx);
     let dup = cluster.membership.lock().expect("membership lock").link_up(
         &node,
         &url,
@@ -251,34 +247,15 @@ async fn run(
         cluster.close_link(other);
     }
     tracing::info!(%node, link, "peer link up");
-    shared.core.lock().expect("core lock").peer_up(&node);
-    let catching_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (sync, presence) = {
-        let core = shared.core.lock().expect("core lock");
-        let sync = PeerMsg::Sync {
-            vv: core.version_vector().clone(),
-        };
-        let presence = PeerMsg::Presence {
-            snapshot: true,
-            users: core.local_presence(),
-        };
-        (sync, presence)
-    };
     let mut stop = cluster.stop.subscribe();
     let mut ticker = tokio::time::interval(cluster.heartbeat_every);
     let why = 'link: {
-        for hello in [&sync, &presence] {
-            if let Err(e) = send(&mut tx, hello).await {
-                break 'link format!("send failed: {e}");
-            }
-        }
+        // Queued behind nothing: the link's queue is new.
+        shared.run(|core, out| core.peer_linked(&node, out));
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    let (clock, vv) = {
-                        let core = shared.core.lock().expect("core lock");
-                        (core.safe_clock(), core.version_vector().clone())
-                    };
+                    let (clock, vv) = shared.core.lock().expect("core lock").heartbeat();
                     // What was queued before the clock was read goes first: the clock vouches
                     // for those ops, so the peer must have them when it reads it.
                     while let Ok(frame) = frames_rx.try_recv() {
@@ -299,7 +276,17 @@ async fn run(
                 }
                 frame = rx.next() => match frame {
                     Some(Ok(text)) => match serde_json::from_str::<PeerMsg>(&text) {
-                        Ok(msg) => on_message(&shared, &node, link, msg, &frames_tx, &catching_up),
+                        Ok(msg) => {
+                            if let PeerMsg::Heartbeat { clock, members, .. } = &msg {
+                                cluster
+                                    .membership
+                                    .lock()
+                                    .expect("membership lock")
+                                    .heartbeat(&node, link, *clock, members, now_ms());
+                            }
+                            let now = now_ms();
+                            shared.run(|core, out| core.peer_message(&node, msg, now, out));
+                        }
                         Err(e) => break 'link format!("bad frame: {e}"),
                     },
                     Some(Err(e)) => break 'link format!("{e}"),
@@ -320,116 +307,6 @@ async fn run(
     };
     if !still_up {
         // The peer's users leave the directory with it.
-        shared.run(|core, out| core.peer_down(&node, out));
+        shared.run(|core, out| core.peer_unlinked(&node, out));
     }
 }
-
-/// Handles one frame from a peer.
-fn on_message(
-    shared: &Arc<Shared>,
-    node: &str,
-    link: LinkId,
-    msg: PeerMsg,
-    frames: &tokio::sync::mpsc::Sender<String>,
-    catching_up: &Arc<std::sync::atomic::AtomicBool>,
-) {
-    match msg {
-        PeerMsg::Heartbeat { clock, members, vv } => {
-            shared.run(|core, out| core.peer_clock(node, clock, out));
-            shared
-                .cluster
-                .membership
-                .lock()
-                .expect("membership lock")
-                .heartbeat(node, link, clock, &members, now_ms());
-            // Anti-entropy: the peer lacks something we hold.
-            let ahead = {
-                let core = shared.core.lock().expect("core lock");
-                core.version_vector()
-                    .iter()
-                    .any(|(o, n)| vv.get(o).copied().unwrap_or(0) < *n)
-            };
-            if ahead {
-                catch_up(shared, vv, frames, catching_up);
-            }
-        }
-        PeerMsg::Sync { vv } => catch_up(shared, vv, frames, catching_up),
-        PeerMsg::Clock { clock } => shared.run(|core, out| core.peer_clock(node, clock, out)),
-        PeerMsg::Presence { snapshot, users } => {
-            shared.run(|core, out| core.peer_presence(node, snapshot, users, out));
-        }
-        PeerMsg::Ops { ops } => {
-            let now = now_ms();
-            let (gap, tell) = shared.run(|core, out| {
-                let mut gap = None;
-                for op in ops {
-                    if let Err(switchboard_core::Skipped::Gap { .. }) =
-                        core.apply_remote(op, now, out)
-                    {
-                        gap = Some(core.version_vector().clone());
-                        break;
-                    }
-                }
-                (gap, core.clock_to_tell())
-            });
-            if let Some(clock) = tell {
-                // Vouch for the clock these ops raised, so their messages become deliverable
-                // on every node without waiting for the next heartbeat.
-                let frame = serde_json::to_string(&PeerMsg::Clock { clock }).expect("serialises");
-                shared.cluster.broadcast(&frame);
-            }
-            if let Some(vv) = gap {
-                // Missing earlier ops: ask for everything from where we are.
-                let _ = frames
-                    .try_send(serde_json::to_string(&PeerMsg::Sync { vv }).expect("serialises"));
-            }
-        }
-        other => tracing::warn!(%node, ?other, "unexpected peer message"),
-    }
-}
-
-/// Sends a peer, in batches read from the store, every op it lacks according to `vv`. One
-/// catch-up per link at a time; what arrives meanwhile is covered by the next heartbeat.
-fn catch_up(
-    shared: &Arc<Shared>,
-    mut vv: BTreeMap<String, u64>,
-    frames: &tokio::sync::mpsc::Sender<String>,
-    running: &Arc<std::sync::atomic::AtomicBool>,
-) {
-    use std::sync::atomic::Ordering;
-    if running.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let (shared, frames, running) = (shared.clone(), frames.clone(), running.clone());
-    tokio::spawn(async move {
-        loop {
-            let store = shared.store.clone();
-            let want = vv.clone();
-            let batch =
-                tokio::task::spawn_blocking(move || store.ops_since(&want, CATCH_UP_BATCH)).await;
-            let ops = match batch {
-                Ok(Ok(ops)) => ops,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "reading ops for a peer failed");
-                    break;
-                }
-                Err(_) => break,
-            };
-            if ops.is_empty() {
-                break;
-            }
-            for op in &ops {
-                let e = vv.entry(op.meta.origin.clone()).or_insert(0);
-                *e = (*e).max(op.meta.oseq);
-            }
-            let frame = serde_json::to_string(&PeerMsg::Ops { ops }).expect("serialises");
-            if frames.send(frame).await.is_err() {
-                break;
-            }
-        }
-        running.store(false, Ordering::Release);
-    });
-}
-
-/// Ops per catch-up frame.
-const CATCH_UP_BATCH: usize = 500;

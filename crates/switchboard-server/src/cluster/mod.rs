@@ -19,6 +19,9 @@ use crate::shared::Shared;
 
 pub(crate) use link::accept;
 
+/// Ops per catch-up frame.
+const CATCH_UP_BATCH: usize = 500;
+
 /// How often the driver looks at the membership.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -43,6 +46,8 @@ pub(crate) struct Cluster {
     pub heartbeat_every: Duration,
     /// Flips to true at shutdown: links close, the driver stops.
     pub stop: watch::Sender<bool>,
+    /// Peers a catch-up is running for.
+    catching_up: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 /// What `/v1/cluster` and `switchboard cluster status` show.
@@ -77,6 +82,7 @@ impl Cluster {
             next_link: AtomicU64::new(1),
             heartbeat_every,
             stop,
+            catching_up: Arc::new(Mutex::new(std::collections::HashSet::new())),
         }
     }
 
@@ -94,6 +100,93 @@ impl Cluster {
         };
         self.links.lock().expect("links lock").insert(id, handle);
         (id, close)
+    }
+
+    /// Queues a message to the current link of `node`, if there is one.
+    pub fn send_to(&self, node: &str, msg: &switchboard_proto::peer::PeerMsg) {
+        let frame = serde_json::to_string(msg).expect("peer messages serialise");
+        let links = self.links.lock().expect("links lock");
+        if let Some((id, link)) = links
+            .iter()
+            .filter(|(_, l)| l.node == node)
+            .max_by_key(|(id, _)| **id)
+        {
+            if link.frames.try_send(frame).is_err() {
+                tracing::warn!(link = id, %node, "peer link queue full; closing it");
+                link.close.notify_one();
+            }
+        }
+    }
+
+    /// Sends `node`, in batches read from the store, every op its vector `vv` lacks. One
+    /// catch-up per peer at a time: what arrives meanwhile is covered by the next heartbeat.
+    pub fn catch_up(
+        self: &Cluster,
+        store: Arc<dyn switchboard_store::Store>,
+        node: String,
+        mut vv: std::collections::BTreeMap<String, u64>,
+    ) {
+        if !self
+            .catching_up
+            .lock()
+            .expect("catch-up lock")
+            .insert(node.clone())
+        {
+            return;
+        }
+        let frames = {
+            let links = self.links.lock().expect("links lock");
+            links
+                .iter()
+                .filter(|(_, l)| l.node == node)
+                .max_by_key(|(id, _)| **id)
+                .map(|(_, l)| l.frames.clone())
+        };
+        let Some(frames) = frames else {
+            self.catching_up
+                .lock()
+                .expect("catch-up lock")
+                .remove(&node);
+            return;
+        };
+        let done = self.catching_up_done(node.clone());
+        tokio::spawn(async move {
+            loop {
+                let (store, want) = (store.clone(), vv.clone());
+                let batch =
+                    tokio::task::spawn_blocking(move || store.ops_since(&want, CATCH_UP_BATCH))
+                        .await;
+                let ops = match batch {
+                    Ok(Ok(ops)) => ops,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "reading ops for a peer failed");
+                        break;
+                    }
+                    Err(_) => break,
+                };
+                if ops.is_empty() {
+                    break;
+                }
+                for op in &ops {
+                    let e = vv.entry(op.meta.origin.clone()).or_insert(0);
+                    *e = (*e).max(op.meta.oseq);
+                }
+                let msg = switchboard_proto::peer::PeerMsg::Ops { ops };
+                let frame = serde_json::to_string(&msg).expect("ops serialise");
+                if frames.send(frame).await.is_err() {
+                    break;
+                }
+            }
+            done();
+        });
+    }
+
+    /// Clears the catch-up mark of `node` when called.
+    fn catching_up_done(&self, node: String) -> impl FnOnce() + Send + 'static {
+        let marks = self.catching_up.clone();
+        move || {
+            marks.lock().expect("catch-up lock").remove(&node);
+        }
     }
 
     /// Queues a frame to every linked peer. A link whose queue is full is closed rather than

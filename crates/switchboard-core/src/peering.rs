@@ -1,0 +1,91 @@
+//! The replication protocol between nodes, sans-IO: what a node says when a link to a peer
+//! comes up, and how it answers each peer message. The server moves the frames; the
+//! simulator (crates/switchboard-sim) runs the very same code over a simulated network.
+
+use std::collections::BTreeMap;
+
+use switchboard_proto::peer::PeerMsg;
+use switchboard_proto::Millis;
+
+use crate::{Core, Effect, Skipped};
+
+impl Core {
+    /// A link to `node` is up: start waiting for its clock, ask for what we lack, and tell it
+    /// who is connected here.
+    pub fn peer_linked(&mut self, node: &str, out: &mut Vec<Effect>) {
+        self.peer_up(node);
+        out.push(Effect::ToPeer {
+            node: node.to_string(),
+            msg: PeerMsg::Sync {
+                vv: self.vv.clone(),
+            },
+        });
+        out.push(Effect::ToPeer {
+            node: node.to_string(),
+            msg: PeerMsg::Presence {
+                snapshot: true,
+                users: self.local_presence(),
+            },
+        });
+    }
+
+    /// The last link to `node` is gone.
+    pub fn peer_unlinked(&mut self, node: &str, out: &mut Vec<Effect>) {
+        self.peer_down(node, out);
+    }
+
+    /// What a heartbeat carries (the server adds the members it knows).
+    pub fn heartbeat(&self) -> (u64, BTreeMap<String, u64>) {
+        (self.safe_clock(), self.vv.clone())
+    }
+
+    /// Handles one message from a peer.
+    pub fn peer_message(&mut self, node: &str, msg: PeerMsg, now: Millis, out: &mut Vec<Effect>) {
+        match msg {
+            PeerMsg::Heartbeat { clock, vv, .. } => {
+                self.peer_clock(node, clock, out);
+                // Anti-entropy: the peer lacks something we hold.
+                let ahead = self
+                    .vv
+                    .iter()
+                    .any(|(o, n)| vv.get(o).copied().unwrap_or(0) < *n);
+                if ahead {
+                    out.push(Effect::CatchUp {
+                        node: node.to_string(),
+                        vv,
+                    });
+                }
+            }
+            PeerMsg::Sync { vv } => out.push(Effect::CatchUp {
+                node: node.to_string(),
+                vv,
+            }),
+            PeerMsg::Clock { clock } => self.peer_clock(node, clock, out),
+            PeerMsg::Presence { snapshot, users } => self.peer_presence(node, snapshot, users, out),
+            PeerMsg::Ops { ops } => {
+                for op in ops {
+                    if let Err(Skipped::Gap { .. }) = self.apply_remote(op, now, out) {
+                        // Earlier ops are missing: ask for everything from where we are.
+                        out.push(Effect::ToPeer {
+                            node: node.to_string(),
+                            msg: PeerMsg::Sync {
+                                vv: self.vv.clone(),
+                            },
+                        });
+                        break;
+                    }
+                }
+                // Vouch for the clock these ops raised, so that their messages become
+                // deliverable everywhere without waiting for the next heartbeat.
+                if let Some(clock) = self.clock_to_tell() {
+                    out.push(Effect::ToPeers(PeerMsg::Clock { clock }));
+                }
+                self.deliver_stable(out);
+            }
+            PeerMsg::Challenge { .. }
+            | PeerMsg::Prove { .. }
+            | PeerMsg::Accepted { .. }
+            | PeerMsg::Refused { .. } => {}
+        }
+    }
+}
