@@ -74,6 +74,8 @@ pub struct Console {
     pub joined: Vec<String>,
     /// Requests sent whose reply has not come yet, by ref.
     pub outstanding: HashMap<String, ()>,
+    /// Which of the servers given the client is on (for failover).
+    pub server: usize,
     next_ref: u64,
 }
 

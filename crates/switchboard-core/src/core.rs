@@ -181,6 +181,8 @@ pub struct Core {
     pub(crate) peer_clocks: BTreeMap<String, u64>,
     /// The safe clock last announced to peers.
     pub(crate) clock_told: u64,
+    /// Each peer's version vector as of its last heartbeat.
+    pub(crate) peer_vv: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl Core {
@@ -208,6 +210,7 @@ impl Core {
             frontier: (0, String::new()),
             peer_clocks: BTreeMap::new(),
             clock_told: 0,
+            peer_vv: BTreeMap::new(),
         };
         for (name, hash, at) in restore.accounts {
             let key = name.to_ascii_lowercase();

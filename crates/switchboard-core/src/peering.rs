@@ -34,6 +34,18 @@ impl Core {
         self.peer_down(node, out);
     }
 
+    /// How many ops this node holds that `node` did not, as of its last heartbeat: the
+    /// replication lag shown by `cluster status`.
+    pub fn replication_lag(&self, node: &str) -> Option<u64> {
+        let theirs = self.peer_vv.get(node)?;
+        Some(
+            self.vv
+                .iter()
+                .map(|(o, n)| n.saturating_sub(theirs.get(o).copied().unwrap_or(0)))
+                .sum(),
+        )
+    }
+
     /// What a heartbeat carries (the server adds the members it knows).
     pub fn heartbeat(&self) -> (u64, BTreeMap<String, u64>) {
         (self.safe_clock(), self.vv.clone())
@@ -44,6 +56,7 @@ impl Core {
         match msg {
             PeerMsg::Heartbeat { clock, vv, .. } => {
                 self.peer_clock(node, clock, out);
+                self.peer_vv.insert(node.to_string(), vv.clone());
                 // Anti-entropy: the peer lacks something we hold.
                 let ahead = self
                     .vv

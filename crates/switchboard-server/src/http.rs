@@ -101,6 +101,10 @@ async fn peer_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -
 }
 
 async fn cluster_status(State(shared): State<Arc<Shared>>) -> Response {
-    let clock = shared.core.lock().expect("core lock").clock();
-    axum::Json(shared.cluster.status(clock)).into_response()
+    let core = shared.core.lock().expect("core lock");
+    let status = shared
+        .cluster
+        .status(core.clock(), |node| core.replication_lag(node));
+    drop(core);
+    axum::Json(status).into_response()
 }

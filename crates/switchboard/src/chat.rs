@@ -13,13 +13,15 @@ use tokio::io::AsyncBufReadExt;
 
 #[derive(Args, Debug, Clone)]
 pub struct ChatArgs {
-    /// The node to connect to, e.g. ws://127.0.0.1:8080.
+    /// The node to connect to, e.g. ws://127.0.0.1:8080. Give several (repeat the flag or
+    /// separate with commas) to move to the next one when the current one goes away.
     #[arg(
         long,
         env = "SWITCHBOARD_SERVER",
+        value_delimiter = ',',
         default_value = "ws://127.0.0.1:8080"
     )]
-    pub server: String,
+    pub server: Vec<String>,
     /// Your name (1-32 letters, digits, '_', '-', '.').
     #[arg(long, env = "SWITCHBOARD_NAME")]
     pub name: String,
@@ -32,6 +34,13 @@ pub struct ChatArgs {
     /// Reconnect (and catch up on what was missed) when the node goes away, instead of exiting.
     #[arg(long)]
     pub reconnect: bool,
+}
+
+impl ChatArgs {
+    /// Whether to reconnect when the node goes away: asked for, or other nodes to go to.
+    pub fn reconnects(&self) -> bool {
+        self.reconnect || self.server.len() > 1
+    }
 }
 
 /// Runs the client; returns the process exit code.
@@ -47,8 +56,25 @@ pub async fn sign_in(
     args: &ChatArgs,
     console: &mut Console,
 ) -> Result<(Client, Vec<String>), ClientError> {
-    let (client, welcome) =
-        Client::connect_as(&args.server, &args.name, args.password.as_deref()).await?;
+    // Try every server once, starting with the current one; keep the first that answers.
+    let n = args.server.len().max(1);
+    let mut last = None;
+    let mut found = None;
+    for k in 0..n {
+        let i = (console.server + k) % n;
+        match Client::connect_as(&args.server[i], &args.name, args.password.as_deref()).await {
+            Ok(ok) => {
+                console.server = i;
+                found = Some(ok);
+                break;
+            }
+            Err(e @ ClientError::Refused { .. }) => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    let Some((client, welcome)) = found else {
+        return Err(last.unwrap_or(ClientError::Closed));
+    };
     console.me = welcome.name.clone();
     let kind = if welcome.registered {
         "registered"
@@ -150,7 +176,7 @@ async fn plain(args: ChatArgs) -> i32 {
                     }
                 };
                 if gone {
-                    if !args.reconnect {
+                    if !args.reconnects() {
                         return if matches!(console.outstanding.len(), 0) { 0 } else { 1 };
                     }
                     match reconnect(&args, &mut console).await {
@@ -170,10 +196,12 @@ async fn plain(args: ChatArgs) -> i32 {
 /// Tries to reconnect with exponential backoff (up to 5 s apart, for about 2 minutes).
 pub async fn reconnect(args: &ChatArgs, console: &mut Console) -> Option<Client> {
     console.outstanding.clear();
+    // The current node just went away: start with the next one.
+    console.server = (console.server + 1) % args.server.len().max(1);
     let mut delay = Duration::from_millis(250);
     for _ in 0..40 {
         tokio::time::sleep(delay).await;
-        println!("* reconnecting to {} ...", args.server);
+        println!("* reconnecting to {} ...", args.server[console.server]);
         match sign_in(args, console).await {
             Ok((client, lines)) => {
                 print_lines(&lines);

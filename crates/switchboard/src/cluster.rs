@@ -44,21 +44,25 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
         v["clock"]
     );
     println!(
-        "{:<20} {:<28} {:<11} {:>10} {:>8} {:>8}",
-        "PEER", "URL", "LINK", "HEARTBEAT", "CLOCK", "DIALS"
+        "{:<16} {:<26} {:<11} {:>12} {:>8} {:>8} {:>6}",
+        "PEER", "URL", "LINK", "HEARTBEAT", "CLOCK", "LAG", "DIALS"
     );
     for p in v["peers"].as_array().into_iter().flatten() {
         let age = p["heartbeat_age_ms"]
             .as_u64()
             .map_or("-".to_string(), |ms| format!("{ms} ms ago"));
+        let lag = p["lag_ops"]
+            .as_u64()
+            .map_or("-".to_string(), |n| n.to_string());
         println!(
-            "{:<20} {:<28} {:<11} {:>10} {:>8} {:>8}",
+            "{:<16} {:<26} {:<11} {:>12} {:>8} {:>8} {:>6}",
             p["node"].as_str().unwrap_or("?"),
             p["url"].as_str().unwrap_or("?"),
             p["state"].as_str().unwrap_or("?"),
             age,
-            p["clock"],
-            p["attempts"],
+            p["clock"].to_string(),
+            lag,
+            p["attempts"].to_string(),
         );
     }
     Ok(())

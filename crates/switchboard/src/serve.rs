@@ -52,6 +52,12 @@ pub struct ServeArgs {
     /// The URL other nodes dial to reach this one (default: ws:// and the listening address).
     #[arg(long, env = "SWITCHBOARD_ADVERTISE")]
     advertise: Option<String>,
+    /// Milliseconds between heartbeats on each peer link.
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT_MS", default_value_t = 1_000)]
+    heartbeat_ms: u64,
+    /// Milliseconds of silence after which a peer is declared down.
+    #[arg(long, env = "SWITCHBOARD_PEER_TIMEOUT_MS", default_value_t = 5_000)]
+    peer_timeout_ms: u64,
 }
 
 fn default_node_name() -> String {
@@ -78,6 +84,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.peers = args.peers;
     config.cluster_secret = args.cluster_secret;
     config.advertise = args.advertise;
+    config.heartbeat_every = Duration::from_millis(args.heartbeat_ms.max(10));
+    config.peer_down_after = Duration::from_millis(args.peer_timeout_ms);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

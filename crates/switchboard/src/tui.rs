@@ -228,14 +228,14 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<i32> {
                 Ok(Some(msg)) => {
                     let shutdown = matches!(msg, ServerMsg::Shutdown { .. });
                     screen.event(&msg);
-                    if shutdown && !args.reconnect {
+                    if shutdown && !args.reconnects() {
                         terminal.draw(|f| screen.draw(f))?;
                         tokio::time::sleep(Duration::from_secs(2)).await;
                         break 0;
                     }
                 }
                 Ok(None) | Err(_) => {
-                    if !args.reconnect {
+                    if !args.reconnects() {
                         break 1;
                     }
                     screen.status = "reconnecting...".into();
@@ -259,6 +259,8 @@ async fn reconnect_quiet(
     args: &ChatArgs,
     screen: &mut Screen,
 ) -> Option<switchboard_client::Client> {
+    // The current node just went away: start with the next one.
+    screen.console.server = (screen.console.server + 1) % args.server.len().max(1);
     let mut delay = Duration::from_millis(250);
     for _ in 0..40 {
         tokio::time::sleep(delay).await;

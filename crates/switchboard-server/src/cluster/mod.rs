@@ -65,6 +65,8 @@ struct PeerView {
     status: PeerStatus,
     /// Milliseconds since the last heartbeat.
     heartbeat_age_ms: Option<u64>,
+    /// Ops this node holds that the peer did not, as of its last heartbeat.
+    lag_ops: Option<u64>,
 }
 
 impl Cluster {
@@ -210,7 +212,7 @@ impl Cluster {
         }
     }
 
-    pub fn status(&self, clock: u64) -> Status {
+    pub fn status(&self, clock: u64, lag: impl Fn(&str) -> Option<u64>) -> Status {
         let m = self.membership.lock().expect("membership lock");
         let now = now_ms();
         let me = m.members().remove(0);
@@ -223,6 +225,7 @@ impl Cluster {
                 .into_iter()
                 .map(|status| PeerView {
                     heartbeat_age_ms: status.last_heartbeat.map(|h| now.saturating_sub(h)),
+                    lag_ops: lag(&status.node),
                     status,
                 })
                 .collect(),

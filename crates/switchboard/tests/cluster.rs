@@ -1,0 +1,167 @@
+//! Clusters of real `switchboard serve` processes on loopback: seed 001's two servers in
+//! either start order, three nodes with console clients, a node killed and brought back, a
+//! node frozen (SIGSTOP: silent but connected, as behind a partition) and thawed, and a
+//! console client failing over to another node.
+
+mod common;
+
+use common::*;
+
+const SECRET: &str = "cluster-test-secret-0123";
+
+fn node(dir: &std::path::Path, name: &str, port: u16, peers: &[u16]) -> Node {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "--node-name".to_string(),
+        name.to_string(),
+        "--cluster-secret".to_string(),
+        SECRET.to_string(),
+        "--heartbeat-ms".to_string(),
+        "100".to_string(),
+        "--peer-timeout-ms".to_string(),
+        "800".to_string(),
+    ];
+    for p in peers {
+        args.push("--peer".into());
+        args.push(format!("ws://127.0.0.1:{p}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Node::start_with_name(dir, &listen, &args)
+}
+
+/// Waits until a console line appears, polling `/who` on the way (the directory spreads
+/// asynchronously).
+fn until_online(c: &mut Console, who: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        c.say("/who");
+        let line = c.expect("* online (");
+        if line.contains(who) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{who} never online: {line}"
+        );
+        c.seen.retain(|l| !l.starts_with("* online ("));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn seed_001_two_servers_in_either_start_order_and_either_restarts() {
+    let (pa, pb) = (free_port(), free_port());
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // B starts first, pointing at A, which is not up yet.
+    let b = node(db.path(), "B", pb, &[pa]);
+    let a = node(da.path(), "A", pa, &[]);
+    let mut on_a = Console::start(&a, "alice", &[]);
+    let mut on_b = Console::start(&b, "bob", &[]);
+    on_a.say("/join lobby");
+    on_b.say("/join lobby");
+    on_a.expect("* joined #lobby");
+    on_b.expect("* joined #lobby");
+    on_b.expect("* alice joined #lobby");
+    on_a.say("hello from A");
+    on_b.expect("[#lobby] alice: hello from A");
+    on_b.say("hello from B");
+    on_a.expect("[#lobby] bob: hello from B");
+    // A restarts: B relinks and the conversation carries on.
+    drop(on_a);
+    drop(a);
+    let a = node(da.path(), "A", pa, &[]);
+    let mut on_a = Console::start(&a, "alice", &[]);
+    on_a.say("/join lobby");
+    on_a.expect("* joined #lobby");
+    on_b.expect("* alice joined #lobby");
+    on_b.say("still here");
+    on_a.expect("[#lobby] bob: still here");
+    on_a.say("/history");
+    on_a.expect("[#lobby] alice: hello from A");
+}
+
+#[test]
+fn three_nodes_chat_lose_a_node_and_a_client_fails_over() {
+    let ports = [free_port(), free_port(), free_port()];
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let n1 = node(dirs[0].path(), "n1", ports[0], &[]);
+    let n2 = node(dirs[1].path(), "n2", ports[1], &[ports[0]]);
+    let n3 = node(dirs[2].path(), "n3", ports[2], &[ports[1]]);
+    let all: Vec<String> = ports
+        .iter()
+        .map(|p| format!("ws://127.0.0.1:{p}"))
+        .collect();
+    let list = all.join(",");
+    // Carol lists all three servers and starts on n1.
+    let mut carol = Console::start(&n1, "carol", &["--server", &list, "--password", "pw"]);
+    let mut dave = Console::start(&n3, "dave", &[]);
+    until_online(&mut carol, "dave");
+    carol.say("/msg dave hi dave, from n1");
+    dave.expect("[@carol] carol: hi dave, from n1");
+    carol.say("/join ops");
+    dave.say("/join ops");
+    carol.expect("* joined #ops");
+    dave.expect("* joined #ops");
+    carol.say("before the crash");
+    dave.expect("[#ops] carol: before the crash");
+    // n1 dies: carol moves to another node, resumes, and carries on.
+    let mut n1 = n1;
+    n1.child.kill().unwrap();
+    carol.expect("* reconnecting to ws://127.0.0.1:");
+    carol.expect("* connected to node n");
+    carol.say("after the crash");
+    dave.expect("[#ops] carol: after the crash");
+    // n1 comes back and catches up: its history has both messages.
+    drop(n1);
+    let n1 = node(dirs[0].path(), "n1", ports[0], &[]);
+    let deadline = std::time::Instant::now() + WAIT;
+    for k in 0.. {
+        // A newcomer on n1 reads the room's history.
+        let mut erin = Console::start(&n1, &format!("erin{k}"), &[]);
+        erin.say("/join ops");
+        erin.expect("* joined #ops");
+        erin.say("/history 10");
+        let header = erin.expect("* history of #ops");
+        if header.contains(": 2 message(s)") {
+            erin.expect("[#ops] carol: before the crash");
+            erin.expect("[#ops] carol: after the crash");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "n1 never caught up: {header}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop((n2, n3));
+}
+
+#[test]
+fn a_frozen_node_is_declared_down_then_catches_up_when_it_thaws() {
+    let ports = [free_port(), free_port(), free_port()];
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let n1 = node(dirs[0].path(), "n1", ports[0], &[]);
+    let n2 = node(dirs[1].path(), "n2", ports[1], &[ports[0]]);
+    let n3 = node(dirs[2].path(), "n3", ports[2], &[ports[0]]);
+    let mut a = Console::start(&n1, "amy", &[]);
+    let mut b = Console::start(&n2, "ben", &[]);
+    let mut c = Console::start(&n3, "cat", &[]);
+    for x in [&mut a, &mut b, &mut c] {
+        x.say("/join room");
+        x.expect("* joined #room");
+    }
+    until_online(&mut a, "cat");
+    // n3 goes silent without closing anything: its peers must notice on their own.
+    n3.signal("-STOP");
+    a.expect("* cat left #room");
+    a.say("while n3 was away");
+    b.expect("[#room] amy: while n3 was away");
+    n3.signal("-CONT");
+    // n3 relinks and catches up: cat, still connected to n3, gets the message.
+    c.expect("[#room] amy: while n3 was away");
+    a.expect("* cat joined #room");
+    c.say("back");
+    a.expect("[#room] cat: back");
+    b.expect("[#room] cat: back");
+    drop((n1, n2));
+}
