@@ -4,6 +4,7 @@
 pub mod console;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -58,10 +59,20 @@ pub struct Client {
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Client {
-    /// Opens a WebSocket to `url` (`ws://host:port`, with or without the `/v1/ws` path).
+    /// Opens a WebSocket to `url` (`ws://host:port` or `wss://...`, with or without the
+    /// `/v1/ws` path). `wss://` trusts the usual web roots.
     pub async fn connect(url: &str) -> Result<Client> {
+        Client::connect_tls(url, None).await
+    }
+
+    /// Like [`Client::connect`], with the TLS configuration to use for `wss://` (for a node
+    /// whose certificate comes from an authority of its own).
+    pub async fn connect_tls(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Client> {
         let url = ws_url(url);
-        let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+        let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+        let (ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, false, connector)
+                .await?;
         Ok(Client {
             ws,
             queued: VecDeque::new(),
@@ -75,7 +86,17 @@ impl Client {
         name: &str,
         password: Option<&str>,
     ) -> Result<(Client, Welcome)> {
-        let mut c = Client::connect(url).await?;
+        Client::connect_as_tls(url, name, password, None).await
+    }
+
+    /// Connects with a TLS configuration and says hello.
+    pub async fn connect_as_tls(
+        url: &str,
+        name: &str,
+        password: Option<&str>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<(Client, Welcome)> {
+        let mut c = Client::connect_tls(url, tls).await?;
         let w = c.hello(name, password).await?;
         Ok((c, w))
     }

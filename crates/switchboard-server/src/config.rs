@@ -38,6 +38,10 @@ pub struct Config {
     pub heartbeat_every: Duration,
     /// Silence after which a peer is declared down.
     pub peer_down_after: Duration,
+    /// Certificate chain and private key (PEM): serve clients and peers over TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Extra trusted certificates (PEM) for dialling `wss://` peers.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -59,6 +63,8 @@ impl Config {
             advertise: None,
             heartbeat_every: Duration::from_secs(1),
             peer_down_after: Duration::from_secs(5),
+            tls: None,
+            tls_ca: None,
         }
     }
 

@@ -10,6 +10,7 @@ mod metrics;
 mod outbox;
 mod password;
 mod shared;
+pub mod tls;
 mod web;
 mod writer;
 
@@ -43,6 +44,11 @@ pub async fn serve(
     shutdown: impl Future<Output = String> + Send,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let tls_config = match &config.tls {
+        Some((cert, key)) => Some(tls::server_config(cert, key)?),
+        None => None,
+    };
+    let peer_tls = tls::client_config(config.tls_ca.as_deref())?;
     let store = SqliteStore::open(&config.data_dir)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
@@ -68,9 +74,11 @@ pub async fn serve(
         } else {
             addr.ip()
         };
-        format!("ws://{}", std::net::SocketAddr::new(ip, addr.port()))
+        let scheme = if config.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}", std::net::SocketAddr::new(ip, addr.port()))
     });
     let cluster = cluster::Cluster::new(
+        peer_tls,
         MembershipConfig {
             node: config.node_name.clone(),
             url: advertise,
@@ -104,13 +112,24 @@ pub async fn serve(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = http::router(shared.clone());
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
+    let stopped = async {
+        let _ = stop_rx.await;
+    };
+    let http = match tls_config {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls)?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
             })
-            .await
-    });
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+    };
 
     let reason = shutdown.await;
     tracing::info!(%reason, "shutting down");

@@ -28,6 +28,10 @@ pub struct ChatArgs {
     /// The password of a registered name; an unregistered name is registered with it.
     #[arg(long, env = "SWITCHBOARD_PASSWORD")]
     pub password: Option<String>,
+    /// Extra trusted certificates (PEM) for wss:// servers with certificates of their own
+    /// authority.
+    #[arg(long, env = "SWITCHBOARD_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Line-by-line mode even on a terminal.
     #[arg(long)]
     pub plain: bool,
@@ -62,7 +66,18 @@ pub async fn sign_in(
     let mut found = None;
     for k in 0..n {
         let i = (console.server + k) % n;
-        match Client::connect_as(&args.server[i], &args.name, args.password.as_deref()).await {
+        let tls =
+            match &args.tls_ca {
+                Some(ca) => Some(switchboard_server::tls::client_config(Some(ca)).map_err(
+                    |e| ClientError::Refused {
+                        code: switchboard_proto::ErrorCode::BadRequest,
+                        message: format!("--tls-ca: {e:#}"),
+                    },
+                )?),
+                None => None,
+            };
+        let (name, pw) = (&args.name, args.password.as_deref());
+        match Client::connect_as_tls(&args.server[i], name, pw, tls).await {
             Ok(ok) => {
                 console.server = i;
                 found = Some(ok);

@@ -52,6 +52,16 @@ pub struct ServeArgs {
     /// The URL other nodes dial to reach this one (default: ws:// and the listening address).
     #[arg(long, env = "SWITCHBOARD_ADVERTISE")]
     advertise: Option<String>,
+    /// Certificate chain (PEM) to serve clients and peers over TLS (wss://); needs --tls-key.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Extra trusted certificates (PEM) for dialling wss:// peers, e.g. the cluster's own CA
+    /// or the peers' self-signed certificates.
+    #[arg(long, env = "SWITCHBOARD_TLS_CA")]
+    tls_ca: Option<PathBuf>,
     /// Milliseconds between heartbeats on each peer link.
     #[arg(long, env = "SWITCHBOARD_HEARTBEAT_MS", default_value_t = 1_000)]
     heartbeat_ms: u64,
@@ -84,6 +94,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.peers = args.peers;
     config.cluster_secret = args.cluster_secret;
     config.advertise = args.advertise;
+    config.tls = args.tls_cert.zip(args.tls_key);
+    config.tls_ca = args.tls_ca;
     config.heartbeat_every = Duration::from_millis(args.heartbeat_ms.max(10));
     config.peer_down_after = Duration::from_millis(args.peer_timeout_ms);
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -168,8 +168,13 @@ async fn try_dial(shared: &Shared, url: &str) -> anyhow::Result<(String, TextStr
     let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     config.max_message_size = Some(MAX_PEER_FRAME_BYTES);
     config.max_frame_size = Some(MAX_PEER_FRAME_BYTES);
-    let connect =
-        tokio_tungstenite::connect_async_with_config(endpoint.as_str(), Some(config), false);
+    let connector = tokio_tungstenite::Connector::Rustls(shared.cluster.tls.clone());
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        endpoint.as_str(),
+        Some(config),
+        false,
+        Some(connector),
+    );
     let (ws, _) = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
         .await
         .map_err(|_| anyhow::anyhow!("connect timed out"))??;

@@ -48,6 +48,8 @@ pub(crate) struct Cluster {
     pub stop: watch::Sender<bool>,
     /// Peers a catch-up is running for.
     catching_up: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// How to dial `wss://` peers.
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 /// What `/v1/cluster` and `switchboard cluster status` show.
@@ -71,6 +73,7 @@ struct PeerView {
 
 impl Cluster {
     pub fn new(
+        tls: Arc<rustls::ClientConfig>,
         cfg: MembershipConfig,
         secret: Option<String>,
         seeds: &[String],
@@ -85,6 +88,7 @@ impl Cluster {
             heartbeat_every,
             stop,
             catching_up: Arc::new(Mutex::new(std::collections::HashSet::new())),
+            tls,
         }
     }
 
