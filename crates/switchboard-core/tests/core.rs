@@ -7,20 +7,21 @@ use switchboard_proto::server::Limits;
 use switchboard_proto::{decode_server, ClientMsg, ErrorCode, ServerMsg};
 
 fn core_with(restore: Restore) -> Core {
-    Core::new(
-        Config {
-            node: "n1".into(),
-            inbox_cap: 3,
-            limits: Limits {
-                max_frame_bytes: 65536,
-                max_text_bytes: 16384,
-                rate_per_sec: 10,
-                burst: 10,
-            },
-            incarnation: 1,
+    Core::new(config("n1"), restore)
+}
+
+fn config(node: &str) -> Config {
+    Config {
+        node: node.into(),
+        inbox_cap: 3,
+        limits: Limits {
+            max_frame_bytes: 65536,
+            max_text_bytes: 16384,
+            rate_per_sec: 10,
+            burst: 10,
         },
-        restore,
-    )
+        incarnation: 1,
+    }
 }
 
 /// Decoded frames per session.
@@ -311,5 +312,49 @@ fn requests_before_hello_are_refused() {
     ));
     assert!(
         matches!(&f[&9][..], [ServerMsg::Error { code: ErrorCode::NotReady, reff: Some(r), .. }] if r == "x")
+    );
+}
+
+#[test]
+fn a_guest_name_taken_on_both_sides_of_a_partition_goes_to_the_first_taker() {
+    use switchboard_proto::peer::PeerMsg;
+    // Two nodes, cut off from each other, each let a guest take "zed".
+    let mut early = Core::new(config("n2"), Restore::default());
+    let mut late = core_with(Restore::default());
+    let mut out = Vec::new();
+    early.hello(1, "zed", Auth::Guest, 1_000, &mut out);
+    late.hello(1, "Zed", Auth::Guest, 2_000, &mut out);
+    // The partition heals: each hears the other's users.
+    let snapshot = |core: &Core| PeerMsg::Presence {
+        snapshot: true,
+        users: core.local_presence(),
+    };
+    let (from_early, from_late) = (snapshot(&early), snapshot(&late));
+    let mut out_late = Vec::new();
+    late.peer_linked("n2", &mut out_late);
+    late.peer_message("n2", from_early, 3_000, &mut out_late);
+    let mut out_early = Vec::new();
+    early.peer_linked("n1", &mut out_early);
+    early.peer_message("n1", from_late, 3_000, &mut out_early);
+    // The later taker is told and disconnected; the earlier keeps the name.
+    let closed = |out: &[Effect]| {
+        out.iter().any(|e| {
+            matches!(
+                e,
+                Effect::Close {
+                    session: 1,
+                    code: ErrorCode::NameInUse,
+                    ..
+                }
+            )
+        })
+    };
+    assert!(
+        closed(&out_late),
+        "the later guest is disconnected: {out_late:?}"
+    );
+    assert!(
+        !closed(&out_early),
+        "the earlier guest keeps the name: {out_early:?}"
     );
 }
