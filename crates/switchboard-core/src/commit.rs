@@ -11,7 +11,12 @@ impl Core {
     /// were emitted). Deliveries and acknowledgements waiting on them go out now, to the
     /// members as they are now: someone who joined after the message was accepted but
     /// before it was durable gets it live, since their `joined.cursor` did not cover it.
-    pub fn committed(&mut self, count: usize, out: &mut Vec<Effect>) {
+    ///
+    /// `clock` is the clock stored with the batch (read when it was taken). Once durable, the
+    /// node may vouch for it: peers hear of it at once, so that the messages it covers become
+    /// deliverable everywhere.
+    pub fn committed(&mut self, count: usize, clock: u64, out: &mut Vec<Effect>) {
+        self.durable_clock = self.durable_clock.max(clock);
         for _ in 0..count {
             let Some(pending) = self.pending.pop_front() else {
                 break;
@@ -19,6 +24,13 @@ impl Core {
             self.release(pending, out);
         }
         self.deliver_stable(out);
+        if !self.peer_clocks.is_empty() {
+            if let Some(clock) = self.clock_to_tell() {
+                out.push(Effect::ToPeers(switchboard_proto::peer::PeerMsg::Clock {
+                    clock,
+                }));
+            }
+        }
     }
 
     fn release(&mut self, pending: Pending, out: &mut Vec<Effect>) {

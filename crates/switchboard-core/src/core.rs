@@ -181,6 +181,9 @@ pub struct Core {
     pub(crate) peer_clocks: BTreeMap<String, u64>,
     /// The safe clock last announced to peers.
     pub(crate) clock_told: u64,
+    /// The highest clock stored with a durable batch: the most this node may vouch for, so
+    /// that after a crash its clock cannot fall below what it promised.
+    pub(crate) durable_clock: u64,
     /// Each peer's version vector as of its last heartbeat.
     pub(crate) peer_vv: BTreeMap<String, BTreeMap<String, u64>>,
 }
@@ -211,6 +214,7 @@ impl Core {
             peer_clocks: BTreeMap::new(),
             clock_told: 0,
             peer_vv: BTreeMap::new(),
+            durable_clock: restore.clock,
         };
         for (name, hash, at) in restore.accounts {
             let key = name.to_ascii_lowercase();

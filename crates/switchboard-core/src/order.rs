@@ -61,7 +61,8 @@ impl Core {
     }
 
     /// The clock this node can vouch for: every op of its own stamped at or below it has
-    /// been handed to the links (own messages still waiting for the disk are not yet).
+    /// been handed to the links (own messages still waiting for the disk are not yet), and
+    /// it is on disk, so a restarted node never stamps below a clock it vouched for.
     pub fn safe_clock(&self) -> u64 {
         let waiting = self
             .pending
@@ -76,7 +77,8 @@ impl Core {
                 _ => None,
             })
             .min();
-        waiting.map_or(self.clock, |l| self.clock.min(l - 1))
+        let vouchable = self.clock.min(self.durable_clock);
+        waiting.map_or(vouchable, |l| vouchable.min(l - 1))
     }
 
     /// The clock to announce to peers, if it moved since the last announcement.

@@ -69,7 +69,8 @@ fn handle(core: &mut Core, s: SessionId, msg: ClientMsg) -> Vec<Effect> {
 fn commit_all(core: &mut Core) -> Vec<Effect> {
     let ops = core.take_ops();
     let mut out = Vec::new();
-    core.committed(ops.len(), &mut out);
+    let clock = core.clock();
+    core.committed(ops.len(), clock, &mut out);
     out
 }
 
@@ -112,7 +113,8 @@ fn nothing_is_delivered_or_acknowledged_before_it_is_durable() {
         matches!(&ops[0].body, OpBody::Message { msg, .. } if msg.id == "n1-2" && msg.text == "hi")
     );
     let mut out = Vec::new();
-    core.committed(ops.len(), &mut out);
+    let clock = core.clock();
+    core.committed(ops.len(), clock, &mut out);
     let f = frames(&out);
     assert!(
         matches!(&f[&1][..], [ServerMsg::Ack { id, .. }, ServerMsg::Message(m)] if m.text == "hi" && *id == m.id)

@@ -39,9 +39,12 @@ pub(crate) fn spawn(shared: Arc<Shared>, doorbell: Receiver<()>) -> std::thread:
 
 fn run(shared: &Shared, doorbell: &Receiver<()>) {
     let mut batch = Vec::new();
+    let mut clock = 0;
     loop {
         if batch.is_empty() {
-            batch = shared.core.lock().expect("core lock").take_ops();
+            let mut core = shared.core.lock().expect("core lock");
+            batch = core.take_ops();
+            clock = core.clock();
         }
         if batch.is_empty() {
             if shared.writer_stop.load(Ordering::Acquire) {
@@ -52,7 +55,7 @@ fn run(shared: &Shared, doorbell: &Receiver<()>) {
             continue;
         }
         let started = Instant::now();
-        match shared.store.append(&batch) {
+        match shared.store.append(&batch, clock) {
             Ok(()) => {
                 let m = &shared.metrics;
                 m.observe_store_write(started.elapsed().as_secs_f64());
@@ -72,7 +75,7 @@ fn run(shared: &Shared, doorbell: &Receiver<()>) {
                             .expect("ops serialise");
                     shared.cluster.broadcast(&frame);
                 }
-                shared.run(|core, out| core.committed(count, out));
+                shared.run(|core, out| core.committed(count, clock, out));
             }
             Err(e) => {
                 shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);

@@ -62,6 +62,8 @@ struct Node {
     sessions: BTreeMap<SessionId, String>,
     /// Ops taken from the core but not yet "on disk" (a crash loses them).
     writing: Vec<switchboard_proto::ops::Op>,
+    /// The clock when `writing` was taken.
+    writing_clock: u64,
 }
 
 /// One in-flight frame.
@@ -130,6 +132,7 @@ impl Sim {
                 store: MemoryStore::new(),
                 sessions: BTreeMap::new(),
                 writing: Vec::new(),
+                writing_clock: 0,
             });
         }
         for i in 0..nodes {
@@ -322,8 +325,12 @@ impl Sim {
             return;
         }
         let batch = std::mem::take(&mut self.nodes[i].writing);
+        let clock = self.nodes[i].writing_clock;
         if !batch.is_empty() {
-            self.nodes[i].store.append(&batch).expect("memory store");
+            self.nodes[i]
+                .store
+                .append(&batch, clock)
+                .expect("memory store");
             let name = self.nodes[i].name.clone();
             let own: Vec<_> = batch
                 .iter()
@@ -339,10 +346,11 @@ impl Sim {
                 }
             }
             let mut out = Vec::new();
-            self.core(i).committed(batch.len(), &mut out);
+            self.core(i).committed(batch.len(), clock, &mut out);
             self.effects(i, out);
         }
         let next = self.core(i).take_ops();
+        self.nodes[i].writing_clock = self.core(i).clock();
         self.nodes[i].writing = next;
     }
 

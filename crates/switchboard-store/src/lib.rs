@@ -48,7 +48,9 @@ pub trait Store: Send + Sync {
     /// Reads everything the core needs to start, for the node named `node`.
     fn load(&self, node: &str) -> Result<Restore, StoreError>;
     /// Makes a batch of ops durable, all or nothing, in one transaction and one fsync.
-    fn append(&self, ops: &[Op]) -> Result<(), StoreError>;
+    /// `clock` is the node's Lamport clock when it took the batch: stored with it, so that the
+    /// clock never goes back after a restart, even past values it only heard of.
+    fn append(&self, ops: &[Op], clock: u64) -> Result<(), StoreError>;
     /// Reads a page of a stream, skipping messages older than `floor` (milliseconds).
     fn history(
         &self,

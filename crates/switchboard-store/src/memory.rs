@@ -96,8 +96,9 @@ impl Store for MemoryStore {
         })
     }
 
-    fn append(&self, ops: &[Op]) -> Result<(), StoreError> {
+    fn append(&self, ops: &[Op], clock: u64) -> Result<(), StoreError> {
         let mut s = self.state.lock().expect("state lock");
+        s.max_lamport = s.max_lamport.max(clock);
         for op in ops {
             let id = (op.meta.origin.clone(), op.meta.oseq);
             if s.log.contains_key(&id) {

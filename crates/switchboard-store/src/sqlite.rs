@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS rooms (
     key TEXT PRIMARY KEY, name TEXT NOT NULL, topic TEXT, ts INTEGER NOT NULL,
     topic_lamport INTEGER NOT NULL DEFAULT 0, topic_origin TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS inbox (
     user TEXT NOT NULL, origin TEXT NOT NULL, oseq INTEGER NOT NULL, ts INTEGER NOT NULL,
     PRIMARY KEY (user, origin, oseq)
@@ -127,8 +128,9 @@ impl Store for SqliteStore {
             c.query_row(sql, [], |row| row.get::<_, Option<i64>>(0))
                 .map(|v| v.unwrap_or(0) as u64)
         };
-        r.clock =
-            clock("SELECT MAX(lamport) FROM messages")?.max(clock("SELECT MAX(lamport) FROM ops")?);
+        r.clock = clock("SELECT MAX(lamport) FROM messages")?
+            .max(clock("SELECT MAX(lamport) FROM ops")?)
+            .max(clock("SELECT MAX(value) FROM meta WHERE key = 'clock'")?);
         let own = |sql: &str| -> rusqlite::Result<u64> {
             c.query_row(sql, [node], |row| row.get::<_, Option<i64>>(0))
                 .map(|v| v.unwrap_or(0) as u64)
@@ -193,7 +195,7 @@ impl Store for SqliteStore {
         Ok(r)
     }
 
-    fn append(&self, ops: &[Op]) -> Result<(), StoreError> {
+    fn append(&self, ops: &[Op], clock: u64) -> Result<(), StoreError> {
         let mut c = self.writer.lock().expect("writer lock");
         let tx = c.transaction()?;
         {
@@ -274,6 +276,11 @@ impl Store for SqliteStore {
                 }
             }
         }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('clock', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+            [clock as i64],
+        )?;
         tx.commit()?;
         Ok(())
     }

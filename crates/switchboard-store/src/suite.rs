@@ -73,25 +73,28 @@ fn run_suite(store: &dyn Store) {
     for i in 1..=10 {
         ops.push(message_op(msg("#general", "n2", i, 9 + 2 * i, i), None));
     }
-    store.append(&ops).unwrap();
+    store.append(&ops, 0).unwrap();
     store
-        .append(&[
-            message_op(msg("@alice:bob", "n1", 123, 300, 50), Some("bob")),
-            message_op(msg("@alice:bob", "n1", 124, 301, 60), Some("bob")),
-            Op {
-                meta: meta("n1", 125, 302),
-                body: OpBody::Topic {
-                    room: "General".into(),
-                    topic: Some("hello".into()),
-                    by: "Alice".into(),
-                    ts: 2,
+        .append(
+            &[
+                message_op(msg("@alice:bob", "n1", 123, 300, 50), Some("bob")),
+                message_op(msg("@alice:bob", "n1", 124, 301, 60), Some("bob")),
+                Op {
+                    meta: meta("n1", 125, 302),
+                    body: OpBody::Topic {
+                        room: "General".into(),
+                        topic: Some("hello".into()),
+                        by: "Alice".into(),
+                        ts: 2,
+                    },
                 },
-            },
-        ])
+            ],
+            0,
+        )
         .unwrap();
     // Appending the same op again changes nothing.
     store
-        .append(&[message_op(msg("#general", "n1", 3, 10, 1), None)])
+        .append(&[message_op(msg("#general", "n1", 3, 10, 1), None)], 0)
         .unwrap();
 
     let r = store.load("n1").unwrap();
@@ -195,16 +198,19 @@ fn run_suite(store: &dyn Store) {
     );
 
     store
-        .append(&[Op {
-            meta: meta("n1", 126, 303),
-            body: OpBody::InboxDelivered {
-                user: "bob".into(),
-                entries: vec![InboxEntry {
-                    origin: "n1".into(),
-                    oseq: 123,
-                }],
-            },
-        }])
+        .append(
+            &[Op {
+                meta: meta("n1", 126, 303),
+                body: OpBody::InboxDelivered {
+                    user: "bob".into(),
+                    entries: vec![InboxEntry {
+                        origin: "n1".into(),
+                        oseq: 123,
+                    }],
+                },
+            }],
+            0,
+        )
         .unwrap();
     let r = store.load("n1").unwrap();
     assert_eq!(r.inbox.len(), 1);
@@ -253,9 +259,9 @@ fn run_suite(store: &dyn Store) {
             ts: 0,
         },
     };
-    store.append(&[account("n2", 400, "late")]).unwrap();
-    store.append(&[account("n3", 399, "early")]).unwrap();
-    store.append(&[account("n1", 401, "later")]).unwrap();
+    store.append(&[account("n2", 400, "late")], 0).unwrap();
+    store.append(&[account("n3", 399, "early")], 0).unwrap();
+    store.append(&[account("n1", 401, "later")], 0).unwrap();
     let r = store.load("n1").unwrap();
     let zed = r.accounts.iter().find(|a| a.0 == "Zed").unwrap();
     assert_eq!(
@@ -271,10 +277,30 @@ fn run_suite(store: &dyn Store) {
             ts: 0,
         },
     };
-    store.append(&[topic("n2", 700, "newest")]).unwrap();
-    store.append(&[topic("n3", 650, "older")]).unwrap();
+    store.append(&[topic("n2", 700, "newest")], 0).unwrap();
+    store.append(&[topic("n3", 650, "older")], 0).unwrap();
     let r = store.load("n1").unwrap();
     assert_eq!(r.rooms[0].1.as_deref(), Some("newest"));
+}
+
+fn clock_is_kept(store: &dyn Store) {
+    store
+        .append(&[message_op(msg("#c", "n1", 1, 5, 1), None)], 900)
+        .unwrap();
+    assert_eq!(
+        store.load("n1").unwrap().clock,
+        900,
+        "a clock heard of survives"
+    );
+    store.append(&[], 100).unwrap();
+    assert_eq!(store.load("n1").unwrap().clock, 900, "and never goes back");
+}
+
+#[test]
+fn clocks_never_go_back() {
+    clock_is_kept(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    clock_is_kept(&SqliteStore::open(dir.path()).unwrap());
 }
 
 #[test]
@@ -293,7 +319,7 @@ fn sqlite_store_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = SqliteStore::open(dir.path()).unwrap();
-        s.append(&[message_op(msg("#general", "n1", 1, 1, 1), None)])
+        s.append(&[message_op(msg("#general", "n1", 1, 1, 1), None)], 0)
             .unwrap();
     }
     let s = SqliteStore::open(dir.path()).unwrap();
