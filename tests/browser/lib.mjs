@@ -67,11 +67,19 @@ export async function until(check, what, timeout = WAIT_MS) {
   }
 }
 
-/** A node run as `switchboard serve`, on one port and data directory across restarts. */
+/** The cluster secret of the tests' clusters. */
+export const CLUSTER_SECRET = 'test-cluster-secret-0123';
+
+/**
+ * A node run as `switchboard serve`, on one port and data directory across restarts. Alone by
+ * default (named web1); `Node.cluster(name, {peers})` makes one of a cluster.
+ */
 export class Node {
-  constructor({ port, dataDir }) {
+  constructor({ port, dataDir, name = 'web1', args = [] }) {
     this.port = port;
     this.dataDir = dataDir;
+    this.name = name;
+    this.args = args;
     this.proc = null;
     this.log = [];
   }
@@ -80,6 +88,36 @@ export class Node {
     const node = new Node({ port: await freePort(), dataDir: tmpDir() });
     await node.start();
     return node;
+  }
+
+  /**
+   * Starts a node of a test cluster: fast heartbeats (100 ms) and failure detection (800 ms),
+   * linking to `peers` (other Nodes).
+   */
+  static async cluster(name, { peers = [] } = {}) {
+    const args = ['--cluster-secret', CLUSTER_SECRET, '--heartbeat-ms', '100', '--peer-timeout-ms', '800'];
+    for (const p of peers) args.push('--peer', p.wsUrl);
+    const node = new Node({ port: await freePort(), dataDir: tmpDir(), name, args });
+    await node.start();
+    return node;
+  }
+
+  /** The node's view of the cluster (`GET /v1/cluster`). */
+  async clusterStatus() {
+    const r = await fetch(`${this.url}v1/cluster`);
+    return r.json();
+  }
+
+  /** Waits until this node sees `peer` (a name) in `state` (`up`, `down`...). */
+  waitForPeer(peer, state = 'up') {
+    return until(async () => {
+      try {
+        const status = await this.clusterStatus();
+        return status.peers.some((p) => p.node === peer && p.state === state);
+      } catch {
+        return false;
+      }
+    }, `node ${this.name} to see ${peer} ${state}`);
   }
 
   get url() {
@@ -91,7 +129,7 @@ export class Node {
   }
 
   async start() {
-    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--node-name', 'web1'];
+    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--node-name', this.name, ...this.args];
     const proc = track(spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } }));
     this.proc = proc;
     readline.createInterface({ input: proc.stderr }).on('line', (l) => {
@@ -266,14 +304,14 @@ export function assertOnceInOrder(msgs, origin = 'web1') {
 
 /**
  * A stream as the node has it (up to 500 messages, in stream order), read by a session of its
- * own over the page's origin: `hello` as `name` (and `password`), then `history` of `target`
- * (`{room}` or `{with}`).
+ * own from the page: `hello` as `name` (and `password`), then `history` of `target` (`{room}`
+ * or `{with}`). It asks the page's own node, or `node` (a Node) when given.
  */
-export function nodeHistory(page, target, { name, password } = {}) {
+export function nodeHistory(page, target, { name, password, node } = {}) {
   return page.evaluate(
-    ([tgt, n, pw]) =>
+    ([tgt, n, pw, base]) =>
       new Promise((resolve, reject) => {
-        const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`);
+        const ws = new WebSocket(`${base || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`}/v1/ws`);
         ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', v: 1, name: n, ...(pw ? { password: pw } : {}) }));
         ws.onerror = () => reject(new Error('the probe connection failed'));
         ws.onmessage = (e) => {
@@ -287,7 +325,7 @@ export function nodeHistory(page, target, { name, password } = {}) {
           }
         };
       }),
-    [target, name, password],
+    [target, name, password, node ? node.wsUrl : null],
   );
 }
 
@@ -307,9 +345,14 @@ export function visibleText(page) {
   return page.evaluate(() => document.body.innerText);
 }
 
-/** Closes a page's context and checks that the page raised no script error. */
-export async function closePage(page) {
-  const errors = page.errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e));
+/**
+ * Closes a page's context and checks that the page raised no script error. `allow` (a RegExp)
+ * lets through console errors a test expects.
+ */
+export async function closePage(page, { allow } = {}) {
+  const errors = page.errors.filter(
+    (e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e) && !(allow && allow.test(e)),
+  );
   await page.context().close();
   assert.deepEqual(errors, [], 'the page logged errors');
 }

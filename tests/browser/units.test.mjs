@@ -1,4 +1,5 @@
-// The web client's modules on their own: state.js in node (it has no DOM), and views.js's
+// The web client's modules on their own: state.js and the server list of protocol.js in node
+// (they have no DOM), and views.js's
 // text handling inside the browser, imported from the node that serves it.
 
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import {
   roomKey,
   sameName,
 } from '../../web/js/state.js';
+import { ServerList, clusterUrl, endpoint, normalizeServer, serversFromQuery } from '../../web/js/protocol.js';
 import { Node, closePage, launchBrowser, openPage } from './lib.mjs';
 
 /** Message `n` of #general: accepted by `origin` as its `oseq`, at Lamport time `lamport`. */
@@ -140,6 +142,70 @@ test('keys, names and unread counts', () => {
   assert.equal(s.totalUnread(), 2);
   s.activate(dm.key);
   assert.equal(dm.unread, 0);
+});
+
+test('servers: addresses in one form, the ?servers= list, the cluster endpoint', () => {
+  assert.equal(normalizeServer('ws://127.0.0.1:8080'), 'ws://127.0.0.1:8080');
+  assert.equal(normalizeServer(' ws://Node-B.example:8081/v1/ws '), 'ws://node-b.example:8081');
+  assert.equal(normalizeServer('127.0.0.1:8082'), 'ws://127.0.0.1:8082');
+  assert.equal(normalizeServer('https://chat.example'), 'wss://chat.example');
+  assert.equal(normalizeServer('wss://chat.example:443/'), 'wss://chat.example');
+  for (const bad of ['', '  ', 'ftp://x', 'javascript:alert(1)', 'ws://', null]) assert.equal(normalizeServer(bad), null, String(bad));
+  assert.deepEqual(serversFromQuery('?servers=ws://h1:1,h2:2,,ftp://no&x=1'), ['ws://h1:1', 'ws://h2:2']);
+  assert.deepEqual(serversFromQuery('?x=1'), []);
+  assert.equal(endpoint('ws://h:1'), 'ws://h:1/v1/ws');
+  assert.equal(clusterUrl('ws://h:1'), 'http://h:1/v1/cluster');
+  assert.equal(clusterUrl('wss://h'), 'https://h/v1/cluster');
+});
+
+test('servers: learnt from /v1/cluster, named by welcome, tried round robin', async () => {
+  // The page came from 127.0.0.1:8080; ?servers= added c by another name and a duplicate.
+  const list = new ServerList(['ws://127.0.0.1:8080', 'ws://localhost:8082', 'ws://127.0.0.1:8080/v1/ws']);
+  assert.equal(list.size, 2);
+  assert.equal(list.current.url, 'ws://127.0.0.1:8080');
+  assert.equal(ServerList.label(list.current), '127.0.0.1:8080');
+  list.nameCurrent('a');
+  assert.equal(ServerList.label(list.current), 'node a');
+  // a's view: itself (by another address, which is not added again) and its peers.
+  list.merge({
+    node: 'a',
+    url: 'ws://10.0.0.1:8080',
+    clock: 7,
+    peers: [
+      { node: 'b', url: 'ws://10.0.0.2:8081', state: 'up' },
+      { node: 'c', url: 'ws://10.0.0.3:8082', state: 'down' },
+      { node: 'b', url: 'ws://10.0.0.2:8081', state: 'up' },
+      { nonsense: true },
+    ],
+  });
+  assert.deepEqual(list.entries.map((e) => [e.url, e.node]), [
+    ['ws://127.0.0.1:8080', 'a'],
+    ['ws://localhost:8082', null],
+    ['ws://10.0.0.2:8081', 'b'],
+    ['ws://10.0.0.3:8082', 'c'],
+  ]);
+  // Round robin; reaching c through the seeded address names it and drops c's other address.
+  assert.equal(list.advance().url, 'ws://localhost:8082');
+  list.nameCurrent('c');
+  assert.deepEqual(list.entries.map((e) => e.node), ['a', 'c', 'b']);
+  assert.equal(list.current.url, 'ws://localhost:8082');
+  assert.equal(list.advance().node, 'b');
+  assert.equal(list.advance().node, 'a');
+  assert.equal(list.advance().node, 'c');
+
+  // refresh asks the current node; a node without the endpoint (or a refused request) leaves
+  // the list as it was.
+  const asked = [];
+  const answer = (body, ok = true) => async (url) => {
+    asked.push(url);
+    return { ok, json: async () => body };
+  };
+  assert.equal(await list.refresh(answer({ node: 'c', url: 'ws://x:1', peers: [{ node: 'd', url: 'ws://10.0.0.4:1' }] })), true);
+  assert.deepEqual(asked, ['http://localhost:8082/v1/cluster']);
+  assert.deepEqual(list.entries.map((e) => e.node), ['a', 'c', 'b', 'd']);
+  assert.equal(await list.refresh(answer(null, false)), false);
+  assert.equal(await list.refresh(async () => { throw new TypeError('Failed to fetch'); }), false);
+  assert.equal(list.size, 4);
 });
 
 let node;

@@ -1,8 +1,9 @@
 // Wiring: the sign-in form, the sidebar, the message pane and the composer, on top of the
 // protocol client (protocol.js), the page's state (state.js) and the views (views.js).
-// After a reconnect it rejoins every room and fetches exactly what was missed; see resume().
+// After a reconnect (to the same node, or to another node of the cluster) it rejoins every room
+// and fetches exactly what was missed; see resume().
 
-import { Connection } from './protocol.js';
+import { Connection, ServerList, pageServer, serversFromQuery } from './protocol.js';
 import { ChatState, advance, behind, copyCursor, covers, dmKey, roomKey, sameName } from './state.js';
 import {
   Announcer,
@@ -10,6 +11,7 @@ import {
   MessagePane,
   renderConvList,
   renderHeader,
+  renderNodeLabel,
   renderOnline,
   showError,
 } from './views.js';
@@ -34,6 +36,7 @@ const ui = {
   signinSubmit: $('signin-submit'),
   app: $('app'),
   meName: $('me-name'),
+  nodeLabel: $('node-label'),
   connDot: $('conn-dot'),
   signout: $('signout'),
   sidebar: $('sidebar'),
@@ -162,6 +165,29 @@ function renderActiveHeader() {
     },
     state.activeConv,
   );
+}
+
+/** The node the page is on, and the others it knows, in the top bar. */
+function renderNode() {
+  const servers = conn ? conn.servers : null;
+  const current = servers && conn.ready ? servers.current : null;
+  renderNodeLabel(ui.nodeLabel, {
+    current: current ? ServerList.label(current) : null,
+    url: current ? current.url : '',
+    others: servers ? servers.entries.filter((e) => e !== current).map((e) => ServerList.label(e)) : [],
+  });
+}
+
+/**
+ * Learns the cluster from the node the page is on (`/v1/cluster`: the node and its peers), so
+ * that the page can move to another node when this one goes. A node that cannot tell (an older
+ * one, or a request the browser refuses) leaves the list as it is.
+ */
+async function refreshServers() {
+  const c = conn;
+  if (!c) return;
+  await c.servers.refresh();
+  if (conn === c) renderNode();
 }
 
 function setSidebarOpen(open) {
@@ -400,6 +426,7 @@ function onFrame(msg) {
 }
 
 function onWelcome({ welcome, resumed }) {
+  const previousNode = state.node;
   state.me = welcome.name;
   state.registered = welcome.registered;
   state.node = welcome.node;
@@ -408,13 +435,19 @@ function onWelcome({ welcome, resumed }) {
   ui.meName.textContent = welcome.name;
   ui.meName.title = `${welcome.registered ? 'Registered' : 'Guest'} on node ${welcome.node}`;
   ui.connDot.classList.add('online');
+  renderNode();
+  refreshServers();
   clearInterval(whoTimer);
   whoTimer = setInterval(refreshWho, WHO_EVERY_MS);
   if (resumed) {
     // The shutdown notice (if any) has served its purpose once we are back.
     const restarted = Boolean(banner.notice);
+    const moved = previousNode && previousNode !== welcome.node;
     banner.setNotice(null);
-    banner.setStatus('ok', restarted ? 'Reconnected: the server is back.' : 'Reconnected.');
+    banner.setStatus(
+      'ok',
+      moved ? `Reconnected: now on node ${welcome.node}.` : restarted ? 'Reconnected: the server is back.' : 'Reconnected.',
+    );
     resume(welcome);
   } else {
     firstSignIn(welcome);
@@ -513,13 +546,16 @@ function scheduleWho() {
 function onDisconnect() {
   ui.connDot.classList.remove('online');
   clearInterval(whoTimer);
+  renderNode();
 }
 
-function onReconnecting({ attempt, delay, error }) {
+function onReconnecting({ attempt, delay, error, server }) {
   const why = error && error.code && error.code !== 'disconnected' ? ` (${error.code}: ${error.message})` : '';
-  const secs = delay >= 1000 ? `${Math.round(delay / 1000)} s` : 'a moment';
-  banner.setStatus('reconnecting', `Reconnecting… attempt ${attempt}, next try in ${secs}${why}`);
+  const when = delay === 0 ? 'now' : delay >= 1000 ? `in ${Math.round(delay / 1000)} s` : 'in a moment';
+  const where = server ? ServerList.label(server) : 'the server';
+  banner.setStatus('reconnecting', `Reconnecting… attempt ${attempt}: trying ${where} ${when}${why}`);
   $('banner').dataset.attempt = String(attempt);
+  $('banner').dataset.target = server ? server.node || server.url : '';
 }
 
 function onFatal({ error }) {
@@ -545,7 +581,10 @@ async function signIn(event) {
   ui.signinSubmit.disabled = true;
   ui.signinSubmit.textContent = 'Signing in…';
   state.reset();
-  const c = new Connection({ name, password: password || null });
+  // The node that served the page first, then those of `?servers=`; the rest of the cluster is
+  // learnt from /v1/cluster once signed in.
+  const servers = new ServerList([pageServer(), ...serversFromQuery()]);
+  const c = new Connection({ servers, name, password: password || null });
   c.addEventListener('welcome', (e) => onWelcome(e.detail));
   c.addEventListener('frame', (e) => onFrame(e.detail));
   c.addEventListener('disconnect', () => onDisconnect());
@@ -577,6 +616,7 @@ function signOutLocally() {
   ui.app.hidden = true;
   ui.signin.hidden = false;
   ui.connDot.classList.remove('online');
+  renderNode();
   ui.signinName.focus();
 }
 

@@ -1,8 +1,9 @@
 // The WebSocket client of Switchboard's native protocol (/v1/ws): one JSON object per text
 // frame, told apart by `type`. It says hello, matches replies to requests by `ref`, keeps the
 // connection alive with application pings, and reconnects with exponential backoff after the
-// connection drops, saying hello again with the same name and password. What to do after a
-// reconnect (rejoin rooms, catch up on history) is the caller's business: see app.js.
+// connection drops, saying hello again with the same name and password. In a cluster it knows
+// several nodes (`ServerList`, below) and moves to the next one when its node is gone. What to
+// do after a reconnect (rejoin rooms, catch up on history) is the caller's business: see app.js.
 
 export const PROTOCOL_VERSION = 1;
 
@@ -12,6 +13,12 @@ export const BACKOFF_MAX_MS = 5000;
 
 /** How long a request waits for its reply before it fails. */
 const REPLY_TIMEOUT_MS = 15000;
+
+/**
+ * How long a new connection may take to be welcomed. A node that is frozen, or a host that
+ * drops packets, may leave a WebSocket connecting for minutes: give up and try the next node.
+ */
+const CONNECT_TIMEOUT_MS = 10000;
 
 /**
  * The node closes a connection that sent no frame for its idle timeout (30 s by default), and
@@ -34,6 +41,13 @@ const FATAL_HELLO_CODES = new Set([
   'bad_request',
 ]);
 
+/**
+ * Hello refusals after which the same node is tried again (with backoff) rather than the next
+ * one: the node is alive, and `name_in_use` usually means it has not yet noticed that our
+ * previous connection (to it, or to a node that died) is gone.
+ */
+const STAY_CODES = new Set(['name_in_use']);
+
 /** A refusal from the node (`error` frame), or a local failure with a code of our own. */
 export class ProtocolError extends Error {
   constructor(code, message) {
@@ -44,8 +58,152 @@ export class ProtocolError extends Error {
 
 /** The WebSocket address of the node that served this page. */
 export function defaultUrl(loc = window.location) {
+  return endpoint(pageServer(loc));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The servers: the nodes of the cluster this page may talk to, each known by its WebSocket base
+// URL (`ws://host:port`, as `/v1/cluster` gives them) and, once heard from, its node name.
+
+/** The WebSocket base URL (`ws://host:port`) of the node that served this page. */
+export function pageServer(loc = window.location) {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${loc.host}/v1/ws`;
+  return `${scheme}//${loc.host}`;
+}
+
+/**
+ * A server's base URL in one form, `ws(s)://host:port`, from what a user or a node may write:
+ * `ws://h:p`, `wss://h`, `http://h:p` (taken as `ws`), `h:p`, with or without `/v1/ws`. Null when
+ * it is not a usable address.
+ */
+export function normalizeServer(raw) {
+  let text = String(raw ?? '').trim();
+  if (!text) return null;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) text = `ws://${text}`;
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    return null;
+  }
+  const scheme = { 'ws:': 'ws:', 'wss:': 'wss:', 'http:': 'ws:', 'https:': 'wss:' }[url.protocol];
+  if (!scheme || !url.host) return null;
+  return `${scheme}//${url.host}`;
+}
+
+/** The servers listed in the page's `?servers=ws://h1:p1,ws://h2:p2` parameter, if any. */
+export function serversFromQuery(search = window.location.search) {
+  const value = new URLSearchParams(search).get('servers');
+  if (!value) return [];
+  return value.split(',').map(normalizeServer).filter(Boolean);
+}
+
+/** The client endpoint of a server: `ws://host:port/v1/ws`. */
+export function endpoint(server) {
+  return `${server}/v1/ws`;
+}
+
+/** Where a server tells about its cluster: `http(s)://host:port/v1/cluster`. */
+export function clusterUrl(server) {
+  return `${server.replace(/^ws/, 'http')}/v1/cluster`;
+}
+
+/**
+ * The nodes a page can use, in a fixed order, and the one it is on (or trying). Seeded with the
+ * node that served the page and `?servers=`, and completed from `/v1/cluster` (the node itself
+ * and its peers) after each sign-in. Nodes are never dropped from it: one that is down now may
+ * be back by the time the others are. Plain data, no DOM, so it is tested in node directly.
+ */
+export class ServerList {
+  /** `servers`: base URLs (any form `normalizeServer` takes); the first is the current one. */
+  constructor(servers = []) {
+    /** [{url, node}], `node` null until the node's name is known. */
+    this.entries = [];
+    this.index = 0;
+    for (const s of servers) this.add(s);
+  }
+
+  get size() {
+    return this.entries.length;
+  }
+
+  /** The server in use, or tried next. */
+  get current() {
+    return this.entries[this.index] || null;
+  }
+
+  /** Adds a server unless known (by URL, or by node name when given); returns its entry. */
+  add(raw, node = null) {
+    const url = normalizeServer(raw);
+    if (!url) return null;
+    let entry = (node && this.entries.find((e) => e.node === node)) || this.entries.find((e) => e.url === url);
+    if (entry) {
+      if (node && !entry.node) entry.node = node;
+      return entry;
+    }
+    entry = { url, node };
+    this.entries.push(entry);
+    return entry;
+  }
+
+  /** Moves to the next server, round robin; returns it. */
+  advance() {
+    if (this.entries.length) this.index = (this.index + 1) % this.entries.length;
+    return this.current;
+  }
+
+  /**
+   * Names the current server after its `welcome`. An entry of another URL known under the same
+   * name (the node's advertised URL, when the page reached it by another) is dropped: the URL
+   * that just worked is kept.
+   */
+  nameCurrent(node) {
+    const cur = this.current;
+    if (!cur || !node) return;
+    cur.node = node;
+    const dup = this.entries.findIndex((e) => e !== cur && e.node === node);
+    if (dup !== -1) {
+      this.entries.splice(dup, 1);
+      if (dup < this.index) this.index -= 1;
+    }
+  }
+
+  /**
+   * Folds in a node's `/v1/cluster` reply: its peers, by name and URL. `from` is the entry the
+   * reply came from (the node itself, known by the URL that reached it).
+   */
+  merge(status, from = this.current) {
+    if (!status || typeof status !== 'object') return;
+    if (from && typeof status.node === 'string' && !from.node) from.node = status.node;
+    if (!from || status.node !== from.node) this.add(status.url, status.node);
+    for (const peer of Array.isArray(status.peers) ? status.peers : []) {
+      if (peer && typeof peer.url === 'string') this.add(peer.url, typeof peer.node === 'string' ? peer.node : null);
+    }
+  }
+
+  /**
+   * Asks the current server for its cluster (`GET /v1/cluster`) and folds the answer in.
+   * Resolves true when it did; false when the node could not tell (an older node without the
+   * endpoint, or a request the browser refused): the list stays as it was.
+   */
+  async refresh(fetchImpl = globalThis.fetch) {
+    const from = this.current;
+    if (!from || !fetchImpl) return false;
+    try {
+      const res = await fetchImpl(clusterUrl(from.url), { cache: 'no-store' });
+      if (!res.ok) return false;
+      this.merge(await res.json(), from);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** How to name a server to a user: `node b`, or its host:port while its name is unknown. */
+  static label(entry) {
+    if (!entry) return '';
+    return entry.node ? `node ${entry.node}` : entry.url.replace(/^wss?:\/\//, '');
+  }
 }
 
 /** Messages that answer a request carry its `ref`; everything else is an event. */
@@ -54,20 +212,28 @@ function replyRef(msg) {
 }
 
 /**
- * A signed-in session that survives reconnects.
+ * A signed-in session that survives reconnects, and moves between the nodes of `servers`.
+ *
+ * Where it reconnects: after its connection drops, to the same node first; each attempt that
+ * fails to get in moves to the next node of the list (round robin), with the backoff growing
+ * as before. A `shutdown` notice moves it to the next node at once. `name_in_use` keeps it on
+ * the node that said it (alive, just not yet aware that the old session is gone). The first
+ * sign-in tries each node once before it gives up.
  *
  * Events (CustomEvent, payload in `detail`):
- * - `welcome`      {welcome, resumed}: signed in; `resumed` after a reconnect
+ * - `welcome`      {welcome, resumed, server}: signed in; `resumed` after a reconnect; `server`
+ *                  the entry of `servers` it is on
  * - `frame`        a server message that is not a reply (message, presence, topic, shutdown,
  *                  an error without ref...)
- * - `disconnect`   {code, reason, error}: the connection dropped; a reconnect follows
- * - `reconnecting` {attempt, delay, error}: the next attempt is scheduled
+ * - `disconnect`   {code, reason, error, leaving}: the connection dropped (`leaving`: after the
+ *                  node's shutdown notice); a reconnect follows
+ * - `reconnecting` {attempt, delay, error, server}: the next attempt is scheduled, to `server`
  * - `fatal`        {error}: the node refused the name or password; no more attempts
  */
 export class Connection extends EventTarget {
-  constructor({ url = defaultUrl(), name, password = null, client = 'switchboard-web/1' }) {
+  constructor({ servers = null, name, password = null, client = 'switchboard-web/1' }) {
     super();
-    this.url = url;
+    this.servers = servers && servers.size ? servers : new ServerList([pageServer()]);
     this.name = name;
     this.password = password || null;
     this.client = client;
@@ -82,7 +248,17 @@ export class Connection extends EventTarget {
     this.pingTimer = null;
     this.pingSentAt = null;
     this.helloError = null;
+    this.connectTimer = null;
+    /** The node said it is going away: move to another one rather than wait for it. */
+    this.leaving = false;
+    /** Nodes tried by the first sign-in. */
+    this.tried = 0;
     this.onOnline = () => this.retryNow();
+  }
+
+  /** The endpoint in use, or tried next. */
+  get url() {
+    return endpoint(this.servers.current.url);
   }
 
   /** Connects and signs in; resolves with `welcome`, rejects with the first refusal. */
@@ -99,6 +275,7 @@ export class Connection extends EventTarget {
     this.stopped = true;
     window.removeEventListener('online', this.onOnline);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.connectTimer);
     if (this.ws && this.ready) {
       try {
         this.ws.send(JSON.stringify({ type: 'bye' }));
@@ -141,6 +318,7 @@ export class Connection extends EventTarget {
   open() {
     this.retryTimer = null;
     this.helloError = null;
+    this.tried += 1;
     let ws;
     try {
       ws = new WebSocket(this.url);
@@ -149,6 +327,10 @@ export class Connection extends EventTarget {
       return;
     }
     this.ws = ws;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = setTimeout(() => {
+      if (this.ws === ws && !this.ready) this.drop({ code: 4001, reason: 'the server did not answer in time' });
+    }, CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
       const hello = { type: 'hello', v: PROTOCOL_VERSION, name: this.name, client: this.client };
       if (this.password) hello.password = this.password;
@@ -181,6 +363,7 @@ export class Connection extends EventTarget {
       }
       return;
     }
+    if (msg.type === 'shutdown') this.leaving = true;
     const ref = replyRef(msg);
     if (ref !== null && this.pending.has(ref)) {
       const { resolve, reject, timer } = this.pending.get(ref);
@@ -196,6 +379,9 @@ export class Connection extends EventTarget {
   onWelcome(welcome) {
     this.ready = true;
     this.pingSentAt = null;
+    this.leaving = false;
+    clearTimeout(this.connectTimer);
+    this.servers.nameCurrent(welcome.node);
     const resumed = this.everWelcomed;
     this.everWelcomed = true;
     this.attempt = 0;
@@ -206,7 +392,7 @@ export class Connection extends EventTarget {
       this.firstResult.resolve(welcome);
       this.firstResult = null;
     }
-    this.emit('welcome', { welcome, resumed });
+    this.emit('welcome', { welcome, resumed, server: this.servers.current });
   }
 
   heartbeat() {
@@ -243,6 +429,9 @@ export class Connection extends EventTarget {
     this.ws = null;
     const wasReady = this.ready;
     this.ready = false;
+    const leaving = this.leaving;
+    this.leaving = false;
+    clearTimeout(this.connectTimer);
     clearInterval(this.pingTimer);
     this.pingTimer = null;
     const error =
@@ -255,7 +444,16 @@ export class Connection extends EventTarget {
     this.pending.clear();
     if (this.stopped) return;
 
+    // A node we could not get into (unreachable, shutting down, full...) is left for the next
+    // one; a refusal of the name by a live node is not.
+    const moveOn = !(this.helloError && (STAY_CODES.has(this.helloError.code) || FATAL_HELLO_CODES.has(this.helloError.code)));
     if (this.firstResult) {
+      if (moveOn && this.tried < this.servers.size) {
+        // Another node may be up: the first sign-in tries each one once.
+        this.servers.advance();
+        this.open();
+        return;
+      }
       // The first sign-in failed: tell the form, do not retry behind the user's back.
       const err = this.helloError || new ProtocolError('unreachable', 'could not reach the server');
       this.firstResult.reject(err);
@@ -270,10 +468,19 @@ export class Connection extends EventTarget {
       this.emit('fatal', { error: this.helloError });
       return;
     }
-    if (wasReady) this.emit('disconnect', { code, reason, error });
-    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** this.attempt);
+    if (wasReady) this.emit('disconnect', { code, reason, error, leaving });
+    let delay = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** this.attempt);
+    if (wasReady) {
+      // The node we were on: try it again, unless it said it is going away.
+      if (leaving && this.servers.size > 1) {
+        this.servers.advance();
+        delay = 0;
+      }
+    } else if (moveOn) {
+      this.servers.advance();
+    }
     this.attempt += 1;
-    this.emit('reconnecting', { attempt: this.attempt, delay, error });
+    this.emit('reconnecting', { attempt: this.attempt, delay, error, server: this.servers.current });
     this.retryTimer = setTimeout(() => this.open(), delay);
   }
 }

@@ -364,6 +364,18 @@ export class Announcer {
 }
 
 /** The banner at the top: the connection state and notices from the node. */
+/**
+ * The node the page is on, in the top bar ("node b"), with the other known nodes in its title.
+ * `current` and `others` are labels ("node a", or host:port while a node's name is unknown).
+ */
+export function renderNodeLabel(label, { current, url, others }) {
+  label.hidden = !current;
+  label.textContent = current || '';
+  const also = others.length ? ` Also known: ${others.join(', ')}.` : '';
+  label.title = current ? `Connected to ${current} (${url}).${also}` : '';
+  label.dataset.servers = [current, ...others].filter(Boolean).join(',');
+}
+
 export class Banner {
   constructor({ root, text, dismiss }) {
     this.root = root;
