@@ -17,23 +17,29 @@ impl Core {
     /// deliverable everywhere.
     pub fn committed(&mut self, count: usize, clock: u64, out: &mut Vec<Effect>) {
         self.durable_clock = self.durable_clock.max(clock);
+        let mut stored_remote = false;
         for _ in 0..count {
-            let Some(pending) = self.pending.pop_front() else {
+            let Some((origin, oseq, pending)) = self.pending.pop_front() else {
                 break;
             };
-            self.release(pending, out);
+            stored_remote |= origin != self.cfg.node;
+            let s = self.stored.entry(origin).or_insert(0);
+            *s = (*s).max(oseq);
+            self.release(oseq, pending, out);
         }
         self.deliver_stable(out);
         if !self.peer_clocks.is_empty() {
-            if let Some(clock) = self.clock_to_tell() {
+            let moved = self.clock_to_tell();
+            if moved.is_some() || stored_remote {
                 out.push(Effect::ToPeers(switchboard_proto::peer::PeerMsg::Clock {
-                    clock,
+                    clock: self.clock_told,
+                    stored: self.stored.clone(),
                 }));
             }
         }
     }
 
-    fn release(&mut self, pending: Pending, out: &mut Vec<Effect>) {
+    fn release(&mut self, oseq_of_op: u64, pending: Pending, out: &mut Vec<Effect>) {
         match pending {
             Pending::Nothing => {}
             Pending::RoomMessage {
@@ -44,7 +50,7 @@ impl Core {
                 frame,
                 ack,
             } => {
-                self.ack(ack, out);
+                self.ack_when_replicated(oseq_of_op, ack, out);
                 let held = Held::Room { room, oseq, frame };
                 self.hold((lamport, origin), held, out);
             }
@@ -58,7 +64,7 @@ impl Core {
                 users,
                 queued_for,
             } => {
-                self.ack(ack, out);
+                self.ack_when_replicated(oseq_of_op, ack, out);
                 let held = Held::Direct {
                     stream,
                     oseq,
@@ -119,6 +125,47 @@ impl Core {
             self.persist(body, Pending::Nothing);
         } else {
             queue[pos].durable = true;
+        }
+    }
+
+    /// Acknowledges a message of this node once it is on disk here and, when any peer is up,
+    /// on a peer's disk too: then losing any one node loses no acknowledged message.
+    fn ack_when_replicated(
+        &mut self,
+        oseq: u64,
+        ack: Option<(SessionId, bytes::Bytes)>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(ack) = ack else {
+            return;
+        };
+        if self.peer_clocks.is_empty() {
+            self.ack(Some(ack), out);
+        } else {
+            self.acks_waiting.insert(oseq, ack);
+            self.release_acks(out);
+        }
+    }
+
+    /// Sends the acknowledgements whose messages a peer that is up has stored (all of them
+    /// when no peer is up).
+    pub(crate) fn release_acks(&mut self, out: &mut Vec<Effect>) {
+        let upto = if self.peer_clocks.is_empty() {
+            u64::MAX
+        } else {
+            self.peer_clocks
+                .keys()
+                .filter_map(|p| self.peer_stored.get(p))
+                .copied()
+                .max()
+                .unwrap_or(0)
+        };
+        while let Some(entry) = self.acks_waiting.first_entry() {
+            if *entry.key() > upto {
+                break;
+            }
+            let ack = entry.remove();
+            self.ack(Some(ack), out);
         }
     }
 

@@ -169,8 +169,15 @@ pub struct Core {
     pub(crate) dms: HashMap<String, Dm>,
     pub(crate) dms_by_user: HashMap<String, Vec<String>>,
     pub(crate) inbox: HashMap<String, VecDeque<Queued>>,
-    /// What waits on each op handed to the writer, in the same order as the ops.
-    pub(crate) pending: VecDeque<Pending>,
+    /// What waits on each op handed to the writer, in the same order as the ops, with the
+    /// op's origin and sequence number.
+    pub(crate) pending: VecDeque<(String, u64, Pending)>,
+    /// What this node has on disk: origin -> highest op sequence.
+    pub(crate) stored: BTreeMap<String, u64>,
+    /// Acknowledgements of this node's messages waiting for a peer to store them, by oseq.
+    pub(crate) acks_waiting: BTreeMap<u64, (SessionId, Bytes)>,
+    /// For each peer, the highest of this node's ops it has stored.
+    pub(crate) peer_stored: BTreeMap<String, u64>,
     /// Ops emitted but not yet taken by the store writer, in sequence order.
     pub(crate) outgoing: Vec<Op>,
     /// Durable messages waiting to be delivered in (Lamport, origin) order: see order.rs.
@@ -199,7 +206,7 @@ impl Core {
             users: HashMap::new(),
             accounts: HashMap::new(),
             account_at: HashMap::new(),
-            vv: restore.vv,
+            vv: restore.vv.clone(),
             remote: HashMap::new(),
             heard: HashMap::new(),
             announced: std::cell::Cell::new(0),
@@ -208,6 +215,9 @@ impl Core {
             dms_by_user: HashMap::new(),
             inbox: HashMap::new(),
             pending: VecDeque::new(),
+            stored: restore.vv,
+            acks_waiting: BTreeMap::new(),
+            peer_stored: BTreeMap::new(),
             outgoing: Vec::new(),
             held: BTreeMap::new(),
             frontier: (0, String::new()),
@@ -370,7 +380,8 @@ impl Core {
     pub(crate) fn push_op(&mut self, op: Op, pending: Pending) {
         let held = self.vv.entry(op.meta.origin.clone()).or_insert(0);
         *held = (*held).max(op.meta.oseq);
-        self.pending.push_back(pending);
+        self.pending
+            .push_back((op.meta.origin.clone(), op.meta.oseq, pending));
         self.outgoing.push(op);
     }
 

@@ -43,6 +43,7 @@ impl Core {
     /// A peer is down: stop waiting for it, and its users leave the directory.
     pub fn peer_down(&mut self, node: &str, out: &mut Vec<Effect>) {
         self.peer_clocks.remove(node);
+        self.release_acks(out);
         self.peer_gone(node, out);
         self.deliver_stable(out);
     }
@@ -67,7 +68,7 @@ impl Core {
         let waiting = self
             .pending
             .iter()
-            .filter_map(|p| match p {
+            .filter_map(|(_, _, p)| match p {
                 Pending::RoomMessage {
                     lamport, origin, ..
                 }
@@ -105,7 +106,7 @@ impl Core {
         for c in self.peer_clocks.values() {
             floor = floor.min((c.saturating_add(1), String::new()));
         }
-        for p in &self.pending {
+        for (_, _, p) in &self.pending {
             if let Pending::RoomMessage {
                 lamport, origin, ..
             }

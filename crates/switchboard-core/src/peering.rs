@@ -73,7 +73,14 @@ impl Core {
                 node: node.to_string(),
                 vv,
             }),
-            PeerMsg::Clock { clock } => self.peer_clock(node, clock, out),
+            PeerMsg::Clock { clock, stored } => {
+                if let Some(&mine) = stored.get(&self.cfg.node) {
+                    let s = self.peer_stored.entry(node.to_string()).or_insert(0);
+                    *s = (*s).max(mine);
+                    self.release_acks(out);
+                }
+                self.peer_clock(node, clock, out);
+            }
             PeerMsg::Presence { snapshot, users } => self.peer_presence(node, snapshot, users, out),
             PeerMsg::Ops { ops } => {
                 for op in ops {
@@ -91,7 +98,10 @@ impl Core {
                 // Vouch for the clock these ops raised, so that their messages become
                 // deliverable everywhere without waiting for the next heartbeat.
                 if let Some(clock) = self.clock_to_tell() {
-                    out.push(Effect::ToPeers(PeerMsg::Clock { clock }));
+                    out.push(Effect::ToPeers(PeerMsg::Clock {
+                        clock,
+                        stored: self.stored.clone(),
+                    }));
                 }
                 self.deliver_stable(out);
             }

@@ -360,3 +360,48 @@ fn a_guest_name_taken_on_both_sides_of_a_partition_goes_to_the_first_taker() {
         "the earlier guest keeps the name: {out_early:?}"
     );
 }
+
+#[test]
+fn with_a_peer_up_a_message_is_acknowledged_once_the_peer_stored_it() {
+    use std::collections::BTreeMap;
+    use switchboard_proto::peer::PeerMsg;
+    let mut core = core_with(Restore::default());
+    let mut out = Vec::new();
+    core.peer_linked("n2", &mut out);
+    core.hello(1, "a", Auth::Guest, 1_000, &mut out);
+    handle(
+        &mut core,
+        1,
+        ClientMsg::Join {
+            room: "r".into(),
+            reff: None,
+        },
+    );
+    commit_all(&mut core);
+    handle(&mut core, 1, send_room("r", "precious"));
+    let mine = core.take_ops().last().unwrap().meta.oseq;
+    let mut out = Vec::new();
+    core.committed(1, core.clock(), &mut out);
+    let acked = |out: &[Effect]| {
+        frames(out)
+            .get(&1)
+            .is_some_and(|f| f.iter().any(|m| matches!(m, ServerMsg::Ack { .. })))
+    };
+    assert!(
+        !acked(&out),
+        "on this node's disk only: not yet acknowledged"
+    );
+    // The peer reports it has stored our ops up to this one.
+    let stored = BTreeMap::from([("n1".to_string(), mine)]);
+    let mut out = Vec::new();
+    core.peer_message("n2", PeerMsg::Clock { clock: 100, stored }, 2_000, &mut out);
+    assert!(acked(&out), "stored on a peer too: acknowledged");
+    // With no peer up, the local disk is enough.
+    let mut out = Vec::new();
+    core.peer_unlinked("n2", &mut out);
+    handle(&mut core, 1, send_room("r", "alone"));
+    core.take_ops();
+    let mut out2 = Vec::new();
+    core.committed(1, core.clock(), &mut out2);
+    assert!(acked(&out2));
+}

@@ -80,7 +80,14 @@ pub enum PeerMsg {
     Ops { ops: Vec<Op> },
     /// The sender vouches that its later ops will be stamped above `clock`: sent after
     /// applying others' ops, so that their messages become deliverable everywhere quickly.
-    Clock { clock: u64 },
+    Clock {
+        clock: u64,
+        /// What the sender has on disk: origin -> highest op sequence. A node acknowledges a
+        /// message to its sender once one peer has stored it, so the loss of one node never
+        /// loses an acknowledged message.
+        #[serde(default)]
+        stored: BTreeMap<String, u64>,
+    },
     /// Who is connected to the sender: everyone (`snapshot`, when a link comes up) or the
     /// users whose state just changed.
     Presence {
