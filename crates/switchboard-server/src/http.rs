@@ -106,5 +106,11 @@ async fn cluster_status(State(shared): State<Arc<Shared>>) -> Response {
         .cluster
         .status(core.clock(), |node| core.replication_lag(node));
     drop(core);
-    axum::Json(status).into_response()
+    // Public, read-only facts; a page served by one node reads them from another node when it
+    // fails over, which is a cross-origin request.
+    (
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        axum::Json(status),
+    )
+        .into_response()
 }

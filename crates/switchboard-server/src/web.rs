@@ -27,10 +27,12 @@ const FILES: &[(&str, &str)] = &[
     ("js/views.js", include_str!("../../../web/js/views.js")),
 ];
 
-/// The page loads only its own files and talks only to its own node. Messages are rendered
-/// as text, so this is a second line of defence against script injection, not the first.
+/// The page loads only its own files, and talks to its node and, when it fails over, to the
+/// other nodes of the cluster (WebSocket, and `/v1/cluster` to learn them). Messages are
+/// rendered as text, so this is a second line of defence against script injection.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-    connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'none'; \
+    connect-src 'self' ws: wss: http: https:; object-src 'none'; base-uri 'none'; \
+    form-action 'none'; \
     frame-ancestors 'none'";
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
