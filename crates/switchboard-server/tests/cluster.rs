@@ -427,3 +427,102 @@ async fn concurrent_senders_on_three_nodes_are_seen_in_one_order_everywhere() {
     let history: Vec<String> = page.into_iter().map(|m| m.id).collect();
     assert_eq!(orders[0], history);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_heals_into_one_history_and_one_owner_per_name() {
+    use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
+    // Two nodes that reach each other only through fault-injecting proxies.
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    // Reserve addresses: start each node once to learn its port, then put proxies before them.
+    let a = TestServer::start_in(dir_a.path(), clustered("a", vec![])).await;
+    let a_addr = a.addr;
+    a.stop("reconfigure").await;
+    let b = TestServer::start_in(dir_b.path(), clustered("b", vec![])).await;
+    let b_addr = b.addr;
+    b.stop("reconfigure").await;
+    let (to_a, to_b) = (Proxy::start(a_addr).await, Proxy::start(b_addr).await);
+    let a = TestServer::start_at(&a_addr.to_string(), dir_a.path(), |c| {
+        clustered("a", vec![])(c);
+        c.advertise = Some(to_a.url());
+    })
+    .await;
+    let b = TestServer::start_at(&b_addr.to_string(), dir_b.path(), |c| {
+        clustered("b", vec![to_a.url()])(c);
+        c.advertise = Some(to_b.url());
+    })
+    .await;
+    wait_view(&a, "linked", all_up(&["b"])).await;
+    let mut ann = a.client("ann").await;
+    let mut bob = b.client("bob").await;
+    ann.join("talks").await.unwrap();
+    bob.join("talks").await.unwrap();
+    ann.say(switchboard_client::Target::Room("talks"), "before")
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut bob).await.text, "before");
+
+    // The partition: both proxies go silent; each side declares the other down.
+    to_a.cut();
+    to_b.cut();
+    wait_view(&a, "a sees b down", |v| {
+        v.get("b").map(String::as_str) == Some("down")
+    })
+    .await;
+    wait_view(&b, "b sees a down", |v| {
+        v.get("a").map(String::as_str) == Some("down")
+    })
+    .await;
+    // Both sides carry on, and the same guest name is taken on both sides, b's first.
+    let (mut zed_b, _) = switchboard_client::Client::connect_as(&b.url, "zed", None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (mut zed_a, _) = switchboard_client::Client::connect_as(&a.url, "zed", None)
+        .await
+        .unwrap();
+    ann.say(switchboard_client::Target::Room("talks"), "from a, cut off")
+        .await
+        .unwrap();
+    bob.say(switchboard_client::Target::Room("talks"), "from b, cut off")
+        .await
+        .unwrap();
+
+    // Healing: the links come back, each side catches up, one history everywhere.
+    to_a.heal();
+    to_b.heal();
+    wait_view(&a, "relinked", all_up(&["b"])).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (pa, _) = ann
+            .history(switchboard_client::Target::Room("talks"), None, None, 50)
+            .await
+            .unwrap();
+        let (pb, _) = bob
+            .history(switchboard_client::Target::Room("talks"), None, None, 50)
+            .await
+            .unwrap();
+        let ta: Vec<String> = pa.iter().map(|m| m.text.clone()).collect();
+        let tb: Vec<String> = pb.iter().map(|m| m.text.clone()).collect();
+        if ta.len() == 3 && ta == tb {
+            assert_eq!(ta[0], "before");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "histories never met: {ta:?} / {tb:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The later "zed" (on a) is told and disconnected; b's keeps the name.
+    let told = zed_a
+        .wait_for(WAIT, |m| match m {
+            ServerMsg::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(told, ErrorCode::NameInUse);
+    let pong = zed_b.request(ClientMsg::Ping { reff: None }).await;
+    assert!(pong.is_ok(), "the first taker keeps the name: {pong:?}");
+}

@@ -218,3 +218,89 @@ pub fn clustered(name: &'static str, peers: Vec<String>) -> impl FnOnce(&mut Con
         c.peer_down_after = Duration::from_millis(600);
     }
 }
+
+/// A fault-injecting TCP proxy: forwards connections to `target` until it is cut, when it
+/// goes silent (bytes are held, connections stay open, new ones are accepted and ignored), as
+/// a network partition looks to the nodes on either side; healing drops the stalled
+/// connections and forwards again.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (c, g) = (cut.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let (cut, generation) = (c.clone(), g.clone());
+                let born = generation.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    let pump = |mut r: tokio::net::tcp::OwnedReadHalf,
+                                mut w: tokio::net::tcp::OwnedWriteHalf,
+                                cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+                                generation: std::sync::Arc<std::sync::atomic::AtomicU64>| async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            // While cut, hold everything: silence, not a reset.
+                            while cut.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            if generation.load(Ordering::SeqCst) != born {
+                                return; // healed: this connection died in the partition
+                            }
+                            let n = match tokio::time::timeout(Duration::from_millis(50), r.read(&mut buf)).await {
+                                Err(_) => continue,
+                                Ok(Ok(0)) | Ok(Err(_)) => return,
+                                Ok(Ok(n)) => n,
+                            };
+                            while cut.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            if generation.load(Ordering::SeqCst) != born || w.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let a = tokio::spawn(pump(ri, wo, cut.clone(), generation.clone()));
+                    let b = tokio::spawn(pump(ro, wi, cut, generation));
+                    let _ = tokio::join!(a, b);
+                });
+            }
+        });
+        Proxy {
+            addr,
+            cut,
+            generation,
+        }
+    }
+
+    /// Partition: go silent.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Heal: connections from before the cut are dropped (as TCP gives up on them), new ones
+    /// flow.
+    pub fn heal(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+}
