@@ -18,6 +18,9 @@ pub const HELP: &str = "commands:
   /rooms                list rooms with member counts and topics
   /topic [TEXT]         show or set the current room's topic
   /history [N]          show N older messages of the current room or conversation
+  /contacts             list your contacts (registered names only)
+  /contact set NAME NUMBER   add a contact or change its number (quote a name with spaces)
+  /contact del NAME     remove a contact
   /quit                 leave
   /help                 this text
   anything else is sent to the current room or conversation";
@@ -191,6 +194,27 @@ impl Console {
                     limit: Some(limit),
                     reff: self.reff(),
                 })
+            }
+            "contacts" => Action::Send(ClientMsg::Contacts { reff: self.reff() }),
+            "contact" => {
+                let (verb, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+                let (name, after) = split_name(rest.trim());
+                match (verb, name) {
+                    ("set" | "add", Some(name)) if !after.trim().is_empty() => {
+                        Action::Send(ClientMsg::ContactSet {
+                            name,
+                            phone: after.trim().to_string(),
+                            reff: self.reff(),
+                        })
+                    }
+                    ("del" | "delete" | "rm", Some(name)) if after.trim().is_empty() => {
+                        Action::Send(ClientMsg::ContactDelete {
+                            name,
+                            reff: self.reff(),
+                        })
+                    }
+                    _ => usage("/contact set NAME NUMBER | /contact del NAME"),
+                }
             }
             "quit" | "exit" | "q" => Action::Quit,
             "help" | "?" => Action::Print(HELP.lines().map(str::to_string).collect()),
@@ -439,7 +463,37 @@ impl Console {
             ServerMsg::Shutdown { reason } => {
                 vec![format!("* the server is shutting down: {reason}")]
             }
+            ServerMsg::Contacts { contacts, .. } => {
+                if contacts.is_empty() {
+                    return vec!["* no contacts yet: /contact set NAME NUMBER".into()];
+                }
+                let mut lines = vec![format!("* {} contact(s):", contacts.len())];
+                for c in contacts {
+                    let online = if c.online { " (online)" } else { "" };
+                    lines.push(format!("*   {}: {}{online}", c.name, c.phone));
+                }
+                lines
+            }
+            ServerMsg::Contact { name, phone, .. } => match phone {
+                Some(p) => vec![format!("* contact {name}: {p}")],
+                None => vec![format!("* contact {name} deleted")],
+            },
         }
+    }
+}
+
+/// A contact name at the start of `s`: one word, or a "quoted" phrase; and what follows.
+fn split_name(s: &str) -> (Option<String>, &str) {
+    if let Some(quoted) = s.strip_prefix('"') {
+        return match quoted.split_once('"') {
+            Some((name, rest)) if !name.is_empty() => (Some(name.to_string()), rest),
+            _ => (None, ""),
+        };
+    }
+    match s.split_once(' ') {
+        Some((name, rest)) => (Some(name.to_string()), rest),
+        None if !s.is_empty() => (Some(s.to_string()), ""),
+        None => (None, ""),
     }
 }
 
@@ -462,6 +516,16 @@ mod tests {
         assert_eq!(c.input("/quit"), Action::Quit);
         assert!(matches!(c.input("/bogus"), Action::Print(l) if l[0].contains("unknown command")));
         assert!(matches!(c.input("/history x"), Action::Print(l) if l[0].contains("usage")));
+        let set = c.input("/contact set \"Juan Pablo\" +55 85 9999");
+        assert!(
+            matches!(set, Action::Send(ClientMsg::ContactSet { name, phone, .. })
+                if name == "Juan Pablo" && phone == "+55 85 9999")
+        );
+        let del = c.input("/contact del Ana");
+        assert!(
+            matches!(del, Action::Send(ClientMsg::ContactDelete { name, .. }) if name == "Ana")
+        );
+        assert!(matches!(c.input("/contact set Ana"), Action::Print(l) if l[0].contains("usage")));
     }
 
     #[test]

@@ -376,7 +376,9 @@ pub fn reply_ref(m: &ServerMsg) -> Option<&str> {
         | ServerMsg::Who { reff, .. }
         | ServerMsg::Whois { reff, .. }
         | ServerMsg::Pong { reff }
-        | ServerMsg::Error { reff, .. } => reff.as_deref(),
+        | ServerMsg::Error { reff, .. }
+        | ServerMsg::Contacts { reff, .. }
+        | ServerMsg::Contact { reff, .. } => reff.as_deref(),
         _ => None,
     }
 }
@@ -391,7 +393,10 @@ fn set_ref(msg: &mut ClientMsg, r: String) {
         | ClientMsg::History { reff, .. }
         | ClientMsg::Who { reff, .. }
         | ClientMsg::Whois { reff, .. }
-        | ClientMsg::Ping { reff } => *reff = Some(r),
+        | ClientMsg::Ping { reff }
+        | ClientMsg::Contacts { reff }
+        | ClientMsg::ContactSet { reff, .. }
+        | ClientMsg::ContactDelete { reff, .. } => *reff = Some(r),
         ClientMsg::Hello { .. } | ClientMsg::Bye { .. } => {}
     }
 }

@@ -94,6 +94,12 @@ impl Core {
                 self.ack(setter, out);
             }
             Pending::Welcome { session } => self.welcome(session, out),
+            Pending::Contact {
+                user,
+                name,
+                phone,
+                reply,
+            } => self.contact_changed(&user, name, phone, reply, out),
         }
     }
 

@@ -50,6 +50,8 @@ pub struct Restore {
     pub dms: Vec<(String, String, String, Cursor)>,
     /// Offline inboxes: user key and the message waiting for them, oldest first.
     pub inbox: Vec<(String, ChatMessage)>,
+    /// Contact registers: user key, contact name, phone (`None`: deleted), stamp.
+    pub contacts: Vec<(String, String, Option<String>, Stamp)>,
 }
 
 /// How a `hello` was authenticated by the server before it reached the core.
@@ -145,6 +147,12 @@ pub(crate) enum Pending {
     Welcome {
         session: SessionId,
     },
+    Contact {
+        user: String,
+        name: String,
+        phone: Option<String>,
+        reply: Option<(SessionId, Option<String>)>,
+    },
 }
 
 /// The chat core. See the crate documentation.
@@ -191,6 +199,8 @@ pub struct Core {
     /// The highest clock stored with a durable batch: the most this node may vouch for, so
     /// that after a crash its clock cannot fall below what it promised.
     pub(crate) durable_clock: u64,
+    /// Contact books: user key -> contact name -> register.
+    pub(crate) books: HashMap<String, BTreeMap<String, crate::contacts::Entry>>,
     /// Each peer's version vector as of its last heartbeat.
     pub(crate) peer_vv: BTreeMap<String, BTreeMap<String, u64>>,
 }
@@ -224,6 +234,7 @@ impl Core {
             peer_clocks: BTreeMap::new(),
             clock_told: 0,
             peer_vv: BTreeMap::new(),
+            books: HashMap::new(),
             durable_clock: restore.clock,
         };
         for (name, hash, at) in restore.accounts {
@@ -241,6 +252,7 @@ impl Core {
         for (stream, a, b, cursor) in restore.dms {
             core.add_dm(stream, a, b, cursor);
         }
+        core.restore_contacts(restore.contacts);
         for (user, msg) in restore.inbox {
             let frame = encode_server(&ServerMsg::Message(msg.clone()));
             core.inbox.entry(user).or_default().push_back(Queued {
@@ -353,6 +365,9 @@ impl Core {
                 self.close(session, out);
                 Ok(())
             }
+            msg @ (ClientMsg::Contacts { .. }
+            | ClientMsg::ContactSet { .. }
+            | ClientMsg::ContactDelete { .. }) => self.contacts_request(session, msg, now, out),
         };
         if let Err(e) = result {
             out.push(error(session, e.code, &e.message, reff.as_deref()));

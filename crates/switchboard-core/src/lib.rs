@@ -8,6 +8,7 @@
 
 pub mod cluster;
 mod commit;
+mod contacts;
 mod core;
 mod direct;
 mod directory;

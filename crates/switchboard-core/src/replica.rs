@@ -138,6 +138,12 @@ impl Core {
                     Pending::Nothing
                 }
             }
+            OpBody::ContactSet {
+                user, name, phone, ..
+            } => self.contact_pending(user, name, Some(phone.clone()), stamp),
+            OpBody::ContactDelete { user, name, .. } => {
+                self.contact_pending(user, name, None, stamp)
+            }
             OpBody::InboxDelivered { user, entries } => {
                 if let Some(q) = self.inbox.get_mut(user) {
                     q.retain(|e| {
@@ -154,6 +160,26 @@ impl Core {
         };
         self.push_op(op, pending);
         Ok(())
+    }
+
+    /// Folds a remote contact op; local sessions of the user hear of it if it changed the book.
+    fn contact_pending(
+        &mut self,
+        user: &str,
+        name: &str,
+        phone: Option<String>,
+        at: crate::Stamp,
+    ) -> Pending {
+        if self.merge_contact(user, name, phone.clone(), at) {
+            Pending::Contact {
+                user: user.to_string(),
+                name: name.to_string(),
+                phone,
+                reply: None,
+            }
+        } else {
+            Pending::Nothing
+        }
     }
 
     /// Two nodes registered the same name: the earliest registration by (Lamport, origin)

@@ -90,6 +90,24 @@ pub enum ClientMsg {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reff: Option<String>,
     },
+    /// List the signed-in (registered) user's contact book, sorted by name.
+    Contacts {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Add a contact, or change its number.
+    ContactSet {
+        name: String,
+        phone: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
+    /// Remove a contact.
+    ContactDelete {
+        name: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
     /// Goodbye: the session ends at once and the user leaves presence.
     Bye {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,7 +117,20 @@ pub enum ClientMsg {
 
 /// Every `type` this protocol version knows, to tell `unknown_type` from a malformed message.
 pub const CLIENT_TYPES: &[&str] = &[
-    "hello", "join", "leave", "rooms", "topic", "send", "history", "who", "whois", "ping", "bye",
+    "hello",
+    "join",
+    "leave",
+    "rooms",
+    "topic",
+    "send",
+    "history",
+    "who",
+    "whois",
+    "ping",
+    "bye",
+    "contacts",
+    "contact_set",
+    "contact_delete",
 ];
 
 impl ClientMsg {
@@ -114,7 +145,10 @@ impl ClientMsg {
             | ClientMsg::History { reff, .. }
             | ClientMsg::Who { reff, .. }
             | ClientMsg::Whois { reff, .. }
-            | ClientMsg::Ping { reff } => reff.as_deref(),
+            | ClientMsg::Ping { reff }
+            | ClientMsg::Contacts { reff }
+            | ClientMsg::ContactSet { reff, .. }
+            | ClientMsg::ContactDelete { reff, .. } => reff.as_deref(),
             ClientMsg::Hello { .. } | ClientMsg::Bye { .. } => None,
         }
     }

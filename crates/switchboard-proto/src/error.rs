@@ -48,6 +48,8 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The node is overloaded for a moment (its disk is behind); retry shortly.
     Busy,
+    /// Only a registered name (signed in with its password) has a contact book.
+    RegistrationRequired,
     /// Something failed inside the node; the client may retry.
     Internal,
 }
@@ -77,6 +79,7 @@ impl ErrorCode {
             ErrorCode::InboxFull => "inbox_full",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Busy => "busy",
+            ErrorCode::RegistrationRequired => "registration_required",
             ErrorCode::Internal => "internal",
         }
     }

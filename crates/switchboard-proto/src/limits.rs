@@ -26,5 +26,14 @@ pub const MAX_HISTORY_LIMIT: u32 = 500;
 /// Default page size of `history` when the client gives none.
 pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
 
+/// Longest contact name, in bytes: the binary contacts protocol's field width (seed 000).
+pub const MAX_CONTACT_NAME_BYTES: usize = 256;
+
+/// Longest phone number, in bytes: the binary contacts protocol's field width (seed 000).
+pub const MAX_PHONE_BYTES: usize = 20;
+
+/// Most contacts in one book.
+pub const MAX_CONTACTS: usize = 10_000;
+
 /// Longest client-chosen `ref`, echoed back in replies.
 pub const MAX_REF_BYTES: usize = 64;

@@ -64,6 +64,37 @@ pub fn dm_stream(a: &str, b: &str) -> String {
     format!("@{lo}:{hi}")
 }
 
+/// Checks a contact: a name of 1-256 bytes without NUL or control characters, and a phone
+/// number of 1-20 characters among digits, `+`, spaces, `-`, `(` and `)` with at least one
+/// digit. The widths are those of the binary contacts protocol (seed 000), so every contact
+/// fits its fields.
+pub fn validate_contact(name: &str, phone: Option<&str>) -> Result<(), String> {
+    use crate::limits::{MAX_CONTACT_NAME_BYTES, MAX_PHONE_BYTES};
+    if name.trim().is_empty() {
+        return Err("a contact needs a name".into());
+    }
+    if name.len() > MAX_CONTACT_NAME_BYTES {
+        return Err(format!(
+            "a contact name is at most {MAX_CONTACT_NAME_BYTES} bytes"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a contact name cannot contain control characters".into());
+    }
+    if let Some(phone) = phone {
+        if phone.len() > MAX_PHONE_BYTES {
+            return Err(format!(
+                "a phone number is at most {MAX_PHONE_BYTES} characters"
+            ));
+        }
+        let ok = |c: char| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')');
+        if !phone.chars().all(ok) || !phone.chars().any(|c| c.is_ascii_digit()) {
+            return Err("a phone number has digits and only '+', spaces, '-', '(' and ')'".into());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +108,25 @@ mod tests {
         assert_eq!(validate_name("é"), Err(NameError::BadChar));
         assert_eq!(validate_name(&"x".repeat(33)), Err(NameError::TooLong(32)));
         assert!(validate_name(&"x".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn contacts() {
+        assert!(validate_contact("Juan", Some("+55 (85) 99999-9999")).is_ok());
+        assert!(validate_contact("Juan", None).is_ok());
+        assert!(validate_contact("", Some("1")).is_err());
+        assert!(validate_contact("a\0b", Some("1")).is_err());
+        assert!(validate_contact(&"x".repeat(257), Some("1")).is_err());
+        assert!(
+            validate_contact(&"é".repeat(128), Some("1")).is_ok(),
+            "256 bytes fit"
+        );
+        assert!(validate_contact("Juan", Some("call me")).is_err());
+        assert!(
+            validate_contact("Juan", Some("+-()")).is_err(),
+            "needs a digit"
+        );
+        assert!(validate_contact("Juan", Some(&"1".repeat(21))).is_err());
     }
 
     #[test]

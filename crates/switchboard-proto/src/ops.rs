@@ -54,6 +54,21 @@ pub enum OpBody {
         by: String,
         ts: Millis,
     },
+    /// A contact of a user's book was set: a last-writer-wins register per (user, contact),
+    /// ordered by (Lamport clock, origin).
+    ContactSet {
+        user: String,
+        name: String,
+        phone: String,
+        ts: Millis,
+    },
+    /// A contact was deleted: a tombstone in the same register, so that an older update
+    /// arriving late cannot bring it back.
+    ContactDelete {
+        user: String,
+        name: String,
+        ts: Millis,
+    },
     /// Inbox entries of a user were delivered and may be forgotten.
     InboxDelivered {
         user: String,

@@ -30,6 +30,14 @@ pub struct ChatMessage {
     pub oseq: u64,
 }
 
+/// One contact of a book. `online` tells whether a Switchboard user of that name is online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactInfo {
+    pub name: String,
+    pub phone: String,
+    pub online: bool,
+}
+
 /// A room as listed by `rooms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomInfo {
@@ -169,6 +177,21 @@ pub enum ServerMsg {
     },
     /// The node is going away (seed 002's EXIT): the connection closes right after.
     Shutdown { reason: String },
+    /// The user's contact book, sorted by name.
+    Contacts {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+        contacts: Vec<ContactInfo>,
+    },
+    /// A contact was set (`phone` present) or deleted (`phone` absent): the reply to the
+    /// request (with its `ref`), and news to the user's other sessions.
+    Contact {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+    },
 }
 
 /// What happened in a presence event.

@@ -371,6 +371,29 @@ impl Sim {
         }
     }
 
+    /// Someone edits the shared user's contact book on node `i`: a set or a delete of one of
+    /// a few names, so that concurrent edits of the same contact on different nodes happen.
+    fn edit_contact(&mut self, i: usize) {
+        if !self.up(i) {
+            return;
+        }
+        let name = format!("c{}", self.rng.random_range(0..4));
+        let phone = if self.rng.random_bool(0.3) {
+            None
+        } else {
+            Some(format!("{}", self.rng.random_range(100..999)))
+        };
+        let now = self.now;
+        let deleting = phone.is_none();
+        let result = self
+            .core(i)
+            .contact_update("owner", &name, phone, now, None);
+        // Deleting a contact this node does not have is refused; anything else must succeed.
+        if let Err(e) = result {
+            assert!(deleting, "contact update refused: {e}");
+        }
+    }
+
     fn say(&mut self, i: usize) {
         if !self.up(i) || self.nodes[i].sessions.is_empty() {
             return;
@@ -449,6 +472,9 @@ impl Sim {
                 }
                 if self.rng.random_bool(0.05) {
                     self.say(i);
+                }
+                if self.rng.random_bool(0.01) {
+                    self.edit_contact(i);
                 }
             }
             if faults.link_breaks && self.rng.random_bool(0.002) {
@@ -582,6 +608,26 @@ impl Sim {
                     ));
                 }
             }
+        }
+        let books: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut c: Vec<_> = n.store.load(&n.name).expect("memory store").contacts;
+                c.sort();
+                c
+            })
+            .collect();
+        if books.iter().any(|b| *b != books[0]) {
+            return Err("contact books differ between nodes".into());
+        }
+        let live: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| n.core.as_ref().map(|c| c.contacts_of("owner")))
+            .collect();
+        if live.iter().any(|b| *b != live[0]) {
+            return Err("the nodes show different contact books".into());
         }
         if self.acked.is_empty() {
             return Err("nothing was acknowledged: the run tested nothing".into());

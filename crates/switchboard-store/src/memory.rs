@@ -22,9 +22,18 @@ struct State {
     rooms: BTreeMap<String, (String, Option<String>, Stamp)>,
     /// (user, origin, oseq).
     inbox: Vec<(String, String, u64)>,
+    /// (user, contact) -> (phone or tombstone, stamp).
+    contacts: BTreeMap<(String, String), (Option<String>, Stamp)>,
 }
 
 impl State {
+    fn put_contact(&mut self, user: &str, name: &str, phone: Option<String>, stamp: Stamp) {
+        let key = (user.to_string(), name.to_string());
+        if self.contacts.get(&key).is_none_or(|(_, at)| stamp > *at) {
+            self.contacts.insert(key, (phone, stamp));
+        }
+    }
+
     fn stream(&self, stream: &str) -> impl DoubleEndedIterator<Item = &ChatMessage> {
         let lo = (stream.to_string(), 0, String::new());
         let hi = (stream.to_string(), u64::MAX, String::new());
@@ -93,6 +102,11 @@ impl Store for MemoryStore {
             rooms,
             dms,
             inbox,
+            contacts: s
+                .contacts
+                .iter()
+                .map(|((u, n), (p, at))| (u.clone(), n.clone(), p.clone(), at.clone()))
+                .collect(),
         })
     }
 
@@ -144,6 +158,14 @@ impl Store for MemoryStore {
                         e.1 = topic.clone();
                         e.2 = stamp;
                     }
+                }
+                OpBody::ContactSet {
+                    user, name, phone, ..
+                } => {
+                    s.put_contact(user, name, Some(phone.clone()), stamp);
+                }
+                OpBody::ContactDelete { user, name, .. } => {
+                    s.put_contact(user, name, None, stamp);
                 }
                 OpBody::InboxDelivered { user, entries } => {
                     s.inbox.retain(|(u, origin, oseq)| {

@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS rooms (
     topic_lamport INTEGER NOT NULL DEFAULT 0, topic_origin TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (
+    user TEXT NOT NULL, name TEXT NOT NULL, phone TEXT, lamport INTEGER NOT NULL, origin TEXT NOT NULL,
+    PRIMARY KEY (user, name)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (
     user TEXT NOT NULL, origin TEXT NOT NULL, oseq INTEGER NOT NULL, ts INTEGER NOT NULL,
     PRIMARY KEY (user, origin, oseq)
@@ -143,6 +147,13 @@ impl Store for SqliteStore {
         )?;
         r.vv = st
             .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?;
+        let mut st = c.prepare("SELECT user, name, phone, lamport, origin FROM contacts")?;
+        r.contacts = st
+            .query_map([], |row| {
+                let at = (row.get::<_, i64>(3)? as u64, row.get(4)?);
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, at))
+            })?
             .collect::<Result<_, _>>()?;
         let mut st = c.prepare("SELECT name, hash, lamport, origin FROM accounts")?;
         r.accounts = st
@@ -264,6 +275,14 @@ impl Store for SqliteStore {
                              WHERE (excluded.topic_lamport, excluded.topic_origin) > (rooms.topic_lamport, rooms.topic_origin)",
                             params![room_key(room), room, topic, *ts as i64, m.lamport as i64, m.origin],
                         )?;
+                    }
+                    OpBody::ContactSet {
+                        user, name, phone, ..
+                    } => {
+                        put_contact(&tx, user, name, Some(phone), m)?;
+                    }
+                    OpBody::ContactDelete { user, name, .. } => {
+                        put_contact(&tx, user, name, None, m)?;
                     }
                     OpBody::InboxDelivered { user, entries } => {
                         let mut del = tx.prepare_cached(
@@ -452,4 +471,22 @@ fn ops_since(
         out.extend(ops);
     }
     Ok(out)
+}
+
+/// A contact register: the later (Lamport, origin) wins; a delete stores a tombstone (NULL).
+fn put_contact(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    name: &str,
+    phone: Option<&String>,
+    m: &OpMeta,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO contacts (user, name, phone, lamport, origin) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(user, name) DO UPDATE SET phone = excluded.phone, lamport = excluded.lamport,
+             origin = excluded.origin
+         WHERE (excluded.lamport, excluded.origin) > (contacts.lamport, contacts.origin)",
+        params![user, name, phone, m.lamport as i64, m.origin],
+    )?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod chat;
 mod cluster;
+mod contacts;
 mod serve;
 mod tui;
 
@@ -24,6 +25,8 @@ enum Command {
     /// Look at a cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Manage your contact book (registered names): list, set, delete.
+    Contacts(contacts::ContactsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +40,10 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve::run(args))
         }
         Command::Cluster(cmd) => runtime.block_on(cluster::run(cmd)),
+        Command::Contacts(args) => {
+            let code = runtime.block_on(contacts::run(args));
+            std::process::exit(code);
+        }
         Command::Chat(args) => {
             let code = runtime.block_on(chat::run(args))?;
             // Exit without dropping the runtime: its stdin reader sits in a blocking read

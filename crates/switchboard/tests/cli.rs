@@ -195,3 +195,48 @@ async fn sigkill_right_after_acknowledgements_loses_nothing() {
         assert_eq!(m.text, format!("entry {i}"), "stored in order, intact");
     }
 }
+
+#[test]
+fn contacts_from_the_command_line_and_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args([
+                "contacts",
+                "--server",
+                &node.url(),
+                "--name",
+                "dora",
+                "--password",
+                "pw",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    assert_eq!(run(&["set", "Juan", "+55 85 9999"]).0, Some(0));
+    assert_eq!(run(&["set", "Ana Maria", "222"]).0, Some(0));
+    let (code, out, _) = run(&["list"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out, "Ana Maria\t222\nJuan\t+55 85 9999\n");
+    let (code, _, err) = run(&["set", "Juan", "not a number"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("bad_request"), "{err}");
+    assert_eq!(run(&["delete", "Juan"]).0, Some(0));
+    // The console sees the same book.
+    let mut c = Console::start(&node, "dora", &["--password", "pw"]);
+    c.say("/contacts");
+    c.expect("* 1 contact(s):");
+    c.expect("*   Ana Maria: 222");
+    c.say("/contact set \"Bea\" 333");
+    c.expect("* contact Bea: 333");
+    c.say("/contact del Bea");
+    c.expect("* contact Bea deleted");
+    assert_eq!(c.finish(), 0);
+}
