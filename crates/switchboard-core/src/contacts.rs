@@ -103,6 +103,20 @@ impl Core {
         Ok(())
     }
 
+    /// Every live contact of every book: (user, name, phone), for seed 000's AskForUpdate.
+    pub fn all_contacts(&self) -> Vec<(String, String, String)> {
+        let mut all = Vec::new();
+        for (user, book) in &self.books {
+            for (name, e) in book {
+                if let Some(p) = &e.phone {
+                    all.push((user.clone(), name.clone(), p.clone()));
+                }
+            }
+        }
+        all.sort();
+        all
+    }
+
     /// Folds a contact op from another node into the book; true when it changed the book.
     pub(crate) fn merge_contact(
         &mut self,
@@ -128,6 +142,11 @@ impl Core {
         reply: Option<(SessionId, Option<String>)>,
         out: &mut Vec<Effect>,
     ) {
+        out.push(Effect::ContactChanged {
+            user: user.to_string(),
+            name: name.clone(),
+            phone: phone.clone(),
+        });
         let requester = reply.as_ref().map(|r| r.0);
         if let Some((session, reff)) = reply {
             if self.sessions.contains_key(&session) {

@@ -19,6 +19,13 @@ pub enum Effect {
     Send { to: SessionId, frame: Bytes },
     /// Queue one encoded frame to many sessions: encoded once, shared by all.
     Fanout { to: Arc<[SessionId]>, frame: Bytes },
+    /// A contact changed (set, or deleted when `phone` is `None`), here or on another node:
+    /// for the seed 000 gateway, which forwards it to the original servers it links with.
+    ContactChanged {
+        user: String,
+        name: String,
+        phone: Option<String>,
+    },
     /// Send a message to one peer.
     ToPeer {
         node: String,

@@ -29,7 +29,10 @@ fn frames(effects: &[Effect]) -> HashMap<SessionId, Vec<ServerMsg>> {
     let mut out: HashMap<SessionId, Vec<ServerMsg>> = HashMap::new();
     for e in effects {
         match e {
-            Effect::ToPeer { .. } | Effect::ToPeers(_) | Effect::CatchUp { .. } => {}
+            Effect::ToPeer { .. }
+            | Effect::ToPeers(_)
+            | Effect::CatchUp { .. }
+            | Effect::ContactChanged { .. } => {}
             Effect::Send { to, frame } => out
                 .entry(*to)
                 .or_default()

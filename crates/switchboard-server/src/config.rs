@@ -42,6 +42,8 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Extra trusted certificates (PEM) for dialling `wss://` peers.
     pub tls_ca: Option<PathBuf>,
+    /// Original seed 000 contact servers to link with (`HOST:PORT`).
+    pub contacts_peers: Vec<String>,
 }
 
 impl Config {
@@ -65,6 +67,7 @@ impl Config {
             peer_down_after: Duration::from_secs(5),
             tls: None,
             tls_ca: None,
+            contacts_peers: Vec::new(),
         }
     }
 

@@ -9,6 +9,7 @@ mod http;
 mod metrics;
 mod outbox;
 mod password;
+mod seed000;
 mod shared;
 pub mod tls;
 mod web;
@@ -40,6 +41,16 @@ use crate::shared::Shared;
 /// then let queues drain for up to `drain_timeout` and write every op still waiting.
 pub async fn serve(
     listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = String> + Send,
+) -> anyhow::Result<()> {
+    serve_with(listener, None, config, shutdown).await
+}
+
+/// [`serve`], plus seed 000's binary contacts protocol on `contacts` when given.
+pub async fn serve_with(
+    listener: TcpListener,
+    contacts: Option<TcpListener>,
     config: Config,
     shutdown: impl Future<Output = String> + Send,
 ) -> anyhow::Result<()> {
@@ -104,11 +115,19 @@ pub async fn serve(
         next_session: AtomicU64::new(1),
         shutting_down: AtomicBool::new(false),
         cluster,
+        contact_changes: tokio::sync::broadcast::channel(4096).0,
     });
     let writer = writer::spawn(shared.clone(), doorbell_rx);
     let upkeep = writer::spawn_maintenance(shared.clone());
     tracing::info!(%addr, node = %shared.cfg.node_name, "node listening");
     tokio::spawn(cluster::drive(shared.clone()));
+    if let Some(l) = contacts {
+        tracing::info!(addr = %l.local_addr()?, "seed 000 contacts protocol listening");
+        tokio::spawn(seed000::listen(shared.clone(), l));
+    }
+    for peer in shared.cfg.contacts_peers.clone() {
+        tokio::spawn(seed000::dial(shared.clone(), peer));
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = http::router(shared.clone());

@@ -31,6 +31,16 @@ pub(crate) struct Shared {
     pub next_session: AtomicU64,
     pub shutting_down: AtomicBool,
     pub cluster: crate::cluster::Cluster,
+    /// Contact changes, for the seed 000 gateway's links with original servers.
+    pub contact_changes: tokio::sync::broadcast::Sender<ContactChange>,
+}
+
+/// A contact set (with `phone`) or deleted, here or on another node.
+#[derive(Debug, Clone)]
+pub(crate) struct ContactChange {
+    pub user: String,
+    pub name: String,
+    pub phone: Option<String>,
 }
 
 impl Shared {
@@ -64,6 +74,12 @@ impl Shared {
         let mut peers = Vec::new();
         for effect in effects {
             match effect {
+                Effect::ContactChanged { user, name, phone } => {
+                    // No receiver (no seed 000 peer) is fine.
+                    let _ = self
+                        .contact_changes
+                        .send(ContactChange { user, name, phone });
+                }
                 e @ (Effect::ToPeer { .. } | Effect::ToPeers(_) | Effect::CatchUp { .. }) => {
                     peers.push(e)
                 }

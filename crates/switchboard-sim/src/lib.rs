@@ -261,7 +261,7 @@ impl Sim {
             match e {
                 Effect::Send { to, frame } => self.record(i, &[to], &frame),
                 Effect::Fanout { to, frame } => self.record(i, &to, &frame),
-                Effect::Close { .. } => {}
+                Effect::Close { .. } | Effect::ContactChanged { .. } => {}
                 Effect::ToPeer { node, msg } => {
                     let j = self.index(&node);
                     self.send_frame(i, j, &msg);

@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node: WebSocket chat at /v1/ws, the web client at /, /healthz and /metrics.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Chat from the console: full-screen on a terminal, line by line with --plain or a pipe.
     Chat(chat::ChatArgs),
     /// Look at a cluster.
@@ -37,7 +37,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             init_tracing();
-            runtime.block_on(serve::run(args))
+            runtime.block_on(serve::run(*args))
         }
         Command::Cluster(cmd) => runtime.block_on(cluster::run(cmd)),
         Command::Contacts(args) => {

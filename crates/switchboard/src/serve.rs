@@ -62,6 +62,18 @@ pub struct ServeArgs {
     /// or the peers' self-signed certificates.
     #[arg(long, env = "SWITCHBOARD_TLS_CA")]
     tls_ca: Option<PathBuf>,
+    /// Also speak seed 000's binary contacts protocol on this address (e.g. 0.0.0.0:9000).
+    /// Like the original, it trusts whoever connects with a book's user name: bind it where
+    /// only trusted clients reach it.
+    #[arg(long, env = "SWITCHBOARD_CONTACTS_LISTEN")]
+    contacts_listen: Option<SocketAddr>,
+    /// An original seed 000 contact server to link with (HOST:PORT); repeatable.
+    #[arg(
+        long = "contacts-peer",
+        env = "SWITCHBOARD_CONTACTS_PEERS",
+        value_delimiter = ','
+    )]
+    contacts_peers: Vec<String>,
     /// Milliseconds between heartbeats on each peer link.
     #[arg(long, env = "SWITCHBOARD_HEARTBEAT_MS", default_value_t = 1_000)]
     heartbeat_ms: u64,
@@ -96,12 +108,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.advertise = args.advertise;
     config.tls = args.tls_cert.zip(args.tls_key);
     config.tls_ca = args.tls_ca;
+    config.contacts_peers = args.contacts_peers;
     config.heartbeat_every = Duration::from_millis(args.heartbeat_ms.max(10));
     config.peer_down_after = Duration::from_millis(args.peer_timeout_ms);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    switchboard_server::serve(listener, config, shutdown_signal()).await
+    let contacts = match args.contacts_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?,
+        ),
+        None => None,
+    };
+    switchboard_server::serve_with(listener, contacts, config, shutdown_signal()).await
 }
 
 /// Resolves on SIGINT or SIGTERM with the reason clients are told.

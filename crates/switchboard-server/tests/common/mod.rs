@@ -21,6 +21,8 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<String>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Where seed 000's contacts protocol listens, when started with it.
+    pub contacts_addr: Option<std::net::SocketAddr>,
 }
 
 /// Settings for tests: quick timeouts, generous rate limits unless a test says otherwise.
@@ -53,6 +55,24 @@ impl TestServer {
 
     /// Starts a node on a given address (to restart a node where its peers expect it).
     pub async fn start_at(listen: &str, path: &Path, tune: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_full(listen, path, false, tune).await
+    }
+
+    /// Starts a node that also speaks seed 000's contacts protocol, on `contacts_addr`.
+    pub async fn start_with_contacts(tune: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let mut s = TestServer::start_full("127.0.0.1:0", &path, true, tune).await;
+        s.dir = Some(dir);
+        s
+    }
+
+    async fn start_full(
+        listen: &str,
+        path: &Path,
+        contacts: bool,
+        tune: impl FnOnce(&mut Config),
+    ) -> TestServer {
         // Logs show with RUST_LOG=... and --nocapture.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -63,9 +83,18 @@ impl TestServer {
         let mut config = test_config(path);
         tune(&mut config);
         let (stop, stop_rx) = oneshot::channel::<String>();
-        let handle = tokio::spawn(switchboard_server::serve(listener, config, async move {
-            stop_rx.await.unwrap_or_else(|_| "test over".into())
-        }));
+        let contacts = if contacts {
+            Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let contacts_addr = contacts.as_ref().map(|l| l.local_addr().unwrap());
+        let handle = tokio::spawn(switchboard_server::serve_with(
+            listener,
+            contacts,
+            config,
+            async move { stop_rx.await.unwrap_or_else(|_| "test over".into()) },
+        ));
         TestServer {
             url: format!("ws://{addr}/v1/ws"),
             addr,
@@ -73,6 +102,7 @@ impl TestServer {
             data_dir: path.to_path_buf(),
             stop: Some(stop),
             handle: Some(handle),
+            contacts_addr,
         }
     }
 
