@@ -163,3 +163,161 @@ fn a_frozen_node_is_declared_down_then_catches_up_when_it_thaws() {
     b.expect("[#room] cat: back");
     drop((n1, n2));
 }
+
+/// A seed 000 client on a node's contacts port: handshake, then commands.
+mod seed000 {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    fn field(v: &str, width: usize) -> Vec<u8> {
+        let mut f = v.as_bytes().to_vec();
+        f.resize(width, 0);
+        f
+    }
+
+    pub fn connect(port: u16, user: &str) -> TcpStream {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut hello = vec![2];
+        hello.extend(field(user, 256));
+        s.write_all(&hello).unwrap();
+        s
+    }
+
+    pub fn update(s: &mut TcpStream, name: &str, phone: &str) {
+        let mut f = vec![1];
+        f.extend(field(name, 256));
+        f.extend(field(phone, 20));
+        s.write_all(&f).unwrap();
+    }
+
+    pub fn delete(s: &mut TcpStream, name: &str) {
+        let mut f = vec![2];
+        f.extend(field(name, 256));
+        s.write_all(&f).unwrap();
+    }
+
+    pub fn list(s: &mut TcpStream) -> Vec<(String, String)> {
+        s.write_all(&[3]).unwrap();
+        let mut n = [0u8; 4];
+        s.read_exact(&mut n).unwrap();
+        let text = |b: &[u8]| {
+            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+            String::from_utf8(b[..end].to_vec()).unwrap()
+        };
+        (0..u32::from_be_bytes(n))
+            .map(|_| {
+                let mut e = vec![0u8; 276];
+                s.read_exact(&mut e).unwrap();
+                (text(&e[..256]), text(&e[256..]))
+            })
+            .collect()
+    }
+}
+
+fn contact_node(
+    dir: &std::path::Path,
+    name: &str,
+    port: u16,
+    contacts: u16,
+    peers: &[u16],
+) -> Node {
+    let listen = format!("127.0.0.1:{port}");
+    let contacts = format!("127.0.0.1:{contacts}");
+    let mut args = vec![
+        "--node-name".to_string(),
+        name.to_string(),
+        "--contacts-listen".to_string(),
+        contacts,
+        "--cluster-secret".to_string(),
+        SECRET.to_string(),
+        "--heartbeat-ms".to_string(),
+        "100".to_string(),
+        "--peer-timeout-ms".to_string(),
+        "800".to_string(),
+    ];
+    for p in peers {
+        args.push("--peer".into());
+        args.push(format!("ws://127.0.0.1:{p}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Node::start_with_name(dir, &listen, &args)
+}
+
+/// Waits until a seed 000 client's ListAll on `port` equals `want`.
+fn until_listed(port: u16, user: &str, want: &[(&str, &str)]) {
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let got = seed000::list(&mut seed000::connect(port, user));
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port}: {got:?}, want {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn seed_000_story_on_three_nodes() {
+    let http = [free_port(), free_port(), free_port()];
+    let bin = [free_port(), free_port(), free_port()];
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let n1 = contact_node(dirs[0].path(), "contact-server-1", http[0], bin[0], &[]);
+    let n2 = contact_node(
+        dirs[1].path(),
+        "contact-server-2",
+        http[1],
+        bin[1],
+        &[http[0]],
+    );
+    let n3 = contact_node(
+        dirs[2].path(),
+        "contact-server-3",
+        http[2],
+        bin[2],
+        &[http[0]],
+    );
+    // A user sets contacts through node 1 and lists them through node 3.
+    let mut c1 = seed000::connect(bin[0], "beloin");
+    seed000::update(&mut c1, "Juan", "85999999999");
+    seed000::update(&mut c1, "Ana", "85888888888");
+    until_listed(
+        bin[2],
+        "beloin",
+        &[("Ana", "85888888888"), ("Juan", "85999999999")],
+    );
+    // Node 2 is killed; more changes are made meanwhile.
+    let mut n2 = n2;
+    n2.child.kill().unwrap();
+    n2.child.wait().unwrap();
+    seed000::delete(&mut c1, "Juan");
+    let mut c3 = seed000::connect(bin[2], "beloin");
+    seed000::update(&mut c3, "Bea", "85777777777");
+    until_listed(
+        bin[0],
+        "beloin",
+        &[("Ana", "85888888888"), ("Bea", "85777777777")],
+    );
+    // Node 2 returns, catches up, and all three agree (the deleted contact stays deleted).
+    drop(n2);
+    let _n2 = contact_node(
+        dirs[1].path(),
+        "contact-server-2",
+        http[1],
+        bin[1],
+        &[http[0]],
+    );
+    let all = [("Ana", "85888888888"), ("Bea", "85777777777")];
+    for port in bin {
+        until_listed(port, "beloin", &all);
+    }
+    drop((n1, n3));
+}
