@@ -282,6 +282,11 @@ impl Core {
         self.sessions.len()
     }
 
+    /// Whether a session is signed in.
+    pub fn has_session(&self, session: SessionId) -> bool {
+        self.sessions.contains_key(&session)
+    }
+
     /// Users online.
     pub fn user_count(&self) -> usize {
         self.users.len()

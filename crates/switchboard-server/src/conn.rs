@@ -527,7 +527,7 @@ async fn write_loop(
 }
 
 /// A token bucket: `rate` tokens a second up to `burst`.
-struct Bucket {
+pub(crate) struct Bucket {
     tokens: f64,
     rate: f64,
     burst: f64,
@@ -537,7 +537,7 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(rate: u32, burst: u32) -> Bucket {
+    pub(crate) fn new(rate: u32, burst: u32) -> Bucket {
         Bucket {
             tokens: burst as f64,
             rate: rate as f64,
@@ -547,7 +547,7 @@ impl Bucket {
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
         let dt = now.duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
@@ -562,7 +562,7 @@ impl Bucket {
     }
 
     /// Whether the client went on sending well past being told to slow down.
-    fn overdrawn(&self) -> bool {
+    pub(crate) fn overdrawn(&self) -> bool {
         self.refused as f64 > self.burst
     }
 }

@@ -28,6 +28,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/peer", get(peer_upgrade))
+        .route("/ws", get(seed001_upgrade))
         .route("/v1/cluster", get(cluster_status))
         .merge(web::routes())
         .with_state(shared)
@@ -113,4 +114,45 @@ async fn cluster_status(State(shared): State<Arc<Shared>>) -> Response {
         axum::Json(status),
     )
         .into_response()
+}
+
+/// Seed 001's plain-text WebSocket (`/ws?name=...`).
+async fn seed001_upgrade(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::ConnectInfo(ClientAddr(addr)): axum::extract::ConnectInfo<ClientAddr>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Ok(permit) = shared.conns.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+    };
+    let name = q.get("name").cloned();
+    ws.read_buffer_size(READ_BUFFER)
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            crate::gateway001::run(shared, socket, name, addr).await;
+            drop(permit);
+        })
+}
+
+/// The address a client connected from, over plain TCP or TLS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
 }

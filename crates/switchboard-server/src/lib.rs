@@ -5,6 +5,7 @@
 mod cluster;
 mod config;
 mod conn;
+mod gateway001;
 mod http;
 mod metrics;
 mod outbox;
@@ -138,15 +139,21 @@ pub async fn serve_with(
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, tls)?;
             tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<http::ClientAddr>(),
+                )
+                .with_graceful_shutdown(stopped)
+                .await
             })
         }
         None => tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<http::ClientAddr>(),
+            )
+            .with_graceful_shutdown(stopped)
+            .await
         }),
     };
 

@@ -1,0 +1,115 @@
+//! Gateways for the clients of the seed programs, written here from
+//! ../shared/seeds/WIRE-NOTES.md. Seed 001: plain UTF-8 text frames at `/ws`.
+
+mod common;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use switchboard_client::Target;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn seed001(addr: std::net::SocketAddr, name: &str) -> Ws {
+    let url = format!("ws://{addr}/ws?name={name}");
+    tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap()
+        .0
+}
+
+/// The next text frame.
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("closed: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn seed_001_clients_meet_native_users_in_the_lobby() {
+    let s = TestServer::start().await;
+    let mut text = seed001(s.addr, "tunde").await;
+    let mut native = s.client("nia").await;
+    native.join("lobby").await.unwrap();
+    // A raw text frame is a lobby message; the original client keeps its leading space.
+    text.send(Message::text(" hello from seed 001"))
+        .await
+        .unwrap();
+    let m = next_message(&mut native).await;
+    assert_eq!(
+        (m.from.as_str(), m.text.as_str()),
+        ("tunde", " hello from seed 001")
+    );
+    assert_eq!(
+        next_text(&mut text).await,
+        "tunde:  hello from seed 001",
+        "the sender sees it too"
+    );
+    native.say(Target::Room("lobby"), "hi tunde").await.unwrap();
+    assert_eq!(next_text(&mut text).await, "nia: hi tunde");
+    // Without ?name= a guest name is made from the address; a taken name gets a number.
+    let url = format!("ws://{}/ws", s.addr);
+    let (mut anon, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let mut twin = seed001(s.addr, "tunde").await;
+    let from_of = |text: &'static str| {
+        move |m: &switchboard_proto::ServerMsg| match m {
+            switchboard_proto::ServerMsg::Message(m) if m.text == text => Some(m.from.clone()),
+            _ => None,
+        }
+    };
+    anon.send(Message::text("anonymous")).await.unwrap();
+    let from = native.wait_for(WAIT, from_of("anonymous")).await.unwrap();
+    assert!(from.starts_with("ws-127-0-0-1-"), "{from}");
+    twin.send(Message::text("me too")).await.unwrap();
+    assert_eq!(
+        native.wait_for(WAIT, from_of("me too")).await.unwrap(),
+        "tunde-2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_001_servers_a_and_b_carry_each_others_messages() {
+    let a = TestServer::start_with(clustered("a", vec![])).await;
+    let b = TestServer::start_with(clustered("b", vec![format!("ws://{}", a.addr)])).await;
+    wait_view(&a, "linked", |v| {
+        v.get("b").map(String::as_str) == Some("up")
+    })
+    .await;
+    let mut on_a = seed001(a.addr, "ann").await;
+    let mut on_b = seed001(b.addr, "bob").await;
+    // Wait until each lobby sees the other side's member, then talk.
+    let mut probe = a.client("probe").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let who = switchboard_proto::ClientMsg::Who {
+            room: Some("lobby".into()),
+            reff: None,
+        };
+        if let Ok(switchboard_proto::ServerMsg::Who { users, .. }) = probe.request(who).await {
+            if users.iter().any(|u| u == "bob") {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b's lobby member never showed on a"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    on_a.send(Message::text("from A")).await.unwrap();
+    assert_eq!(next_text(&mut on_b).await, "ann: from A");
+    on_b.send(Message::text("from B")).await.unwrap();
+    loop {
+        let t = next_text(&mut on_a).await;
+        if t == "bob: from B" {
+            break;
+        }
+    }
+}
