@@ -258,7 +258,7 @@ impl Client {
     /// Sends any request that carries a `ref` and waits for its reply.
     pub async fn request(&mut self, mut msg: ClientMsg) -> Result<ServerMsg> {
         let reff = self.new_ref();
-        set_ref(&mut msg, reff.clone());
+        msg.set_reff(reff.clone());
         self.send(&msg).await?;
         self.reply(&reff).await
     }
@@ -380,24 +380,6 @@ pub fn reply_ref(m: &ServerMsg) -> Option<&str> {
         | ServerMsg::Contacts { reff, .. }
         | ServerMsg::Contact { reff, .. } => reff.as_deref(),
         _ => None,
-    }
-}
-
-fn set_ref(msg: &mut ClientMsg, r: String) {
-    match msg {
-        ClientMsg::Join { reff, .. }
-        | ClientMsg::Leave { reff, .. }
-        | ClientMsg::Rooms { reff }
-        | ClientMsg::Topic { reff, .. }
-        | ClientMsg::Send { reff, .. }
-        | ClientMsg::History { reff, .. }
-        | ClientMsg::Who { reff, .. }
-        | ClientMsg::Whois { reff, .. }
-        | ClientMsg::Ping { reff }
-        | ClientMsg::Contacts { reff }
-        | ClientMsg::ContactSet { reff, .. }
-        | ClientMsg::ContactDelete { reff, .. } => *reff = Some(r),
-        ClientMsg::Hello { .. } | ClientMsg::Bye { .. } => {}
     }
 }
 

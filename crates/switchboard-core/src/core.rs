@@ -390,6 +390,44 @@ impl Core {
         }
     }
 
+    /// A new message of this node: its op metadata, the message, its frame, and the frame of
+    /// the sender's acknowledgement. `place` is (room, recipient): one of the two.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_message(
+        &mut self,
+        stream: String,
+        from: String,
+        place: (Option<String>, Option<String>),
+        text: String,
+        now: Millis,
+        reff: Option<String>,
+        queued: bool,
+    ) -> (OpMeta, ChatMessage, Bytes, Bytes) {
+        let meta = self.next_meta();
+        let msg = ChatMessage {
+            id: format!("{}-{}", meta.origin, meta.oseq),
+            stream,
+            from,
+            room: place.0,
+            to: place.1,
+            text,
+            ts: now,
+            lamport: meta.lamport,
+            origin: meta.origin.clone(),
+            oseq: meta.oseq,
+        };
+        let frame = encode_server(&ServerMsg::Message(msg.clone()));
+        let ack = encode_server(&ServerMsg::Ack {
+            reff,
+            id: msg.id.clone(),
+            stream: msg.stream.clone(),
+            lamport: meta.lamport,
+            ts: now,
+            queued,
+        });
+        (meta, msg, frame, ack)
+    }
+
     /// Emits an op for persistence and records what waits for it.
     pub(crate) fn persist(&mut self, body: OpBody, pending: Pending) {
         let meta = self.next_meta();

@@ -2,8 +2,7 @@
 //! recipient, `not_found` for unknown names, and the offline inbox of registered users.
 
 use switchboard_proto::{
-    dm_stream, encode_server, names::name_key, validate_name, ChatMessage, Cursor, ErrorCode,
-    Millis, ProtoError, ServerMsg,
+    dm_stream, names::name_key, validate_name, Cursor, ErrorCode, Millis, ProtoError,
 };
 
 use crate::core::{busy, Pending, Queued};
@@ -50,28 +49,16 @@ impl Core {
         if !self.dms.contains_key(&stream) {
             self.add_dm(stream.clone(), from.clone(), to_name.clone(), Cursor::new());
         }
-        let meta = self.next_meta();
-        let msg = ChatMessage {
-            id: format!("{}-{}", meta.origin, meta.oseq),
-            stream: stream.clone(),
+        let queued = queued_for.is_some();
+        let (meta, msg, frame, ack) = self.new_message(
+            stream.clone(),
             from,
-            room: None,
-            to: Some(to_name),
+            (None, Some(to_name)),
             text,
-            ts: now,
-            lamport: meta.lamport,
-            origin: meta.origin.clone(),
-            oseq: meta.oseq,
-        };
-        let frame = encode_server(&ServerMsg::Message(msg.clone()));
-        let ack = encode_server(&ServerMsg::Ack {
+            now,
             reff,
-            id: msg.id.clone(),
-            stream: stream.clone(),
-            lamport: meta.lamport,
-            ts: now,
-            queued: queued_for.is_some(),
-        });
+            queued,
+        );
         if let Some(user) = &queued_for {
             self.inbox
                 .entry(user.clone())

@@ -3,8 +3,7 @@
 use switchboard_proto::limits::{MAX_TEXT_BYTES, MAX_TOPIC_BYTES};
 use switchboard_proto::server::PresenceEvent;
 use switchboard_proto::{
-    encode_server, room_key, validate_room, ChatMessage, ErrorCode, Millis, ProtoError, RoomInfo,
-    ServerMsg,
+    encode_server, room_key, validate_room, ErrorCode, Millis, ProtoError, RoomInfo, ServerMsg,
 };
 
 use crate::core::{send, Pending, Room};
@@ -268,28 +267,15 @@ impl Core {
         }
         let room_name = r.name.clone();
         let from = self.sessions[&session].name.clone();
-        let meta = self.next_meta();
-        let msg = ChatMessage {
-            id: format!("{}-{}", meta.origin, meta.oseq),
-            stream: key.clone(),
+        let (meta, msg, frame, ack) = self.new_message(
+            key.clone(),
             from,
-            room: Some(room_name),
-            to: None,
+            (Some(room_name), None),
             text,
-            ts: now,
-            lamport: meta.lamport,
-            origin: meta.origin.clone(),
-            oseq: meta.oseq,
-        };
-        let frame = encode_server(&ServerMsg::Message(msg.clone()));
-        let ack = encode_server(&ServerMsg::Ack {
+            now,
             reff,
-            id: msg.id.clone(),
-            stream: key.clone(),
-            lamport: meta.lamport,
-            ts: now,
-            queued: false,
-        });
+            false,
+        );
         let pending = Pending::RoomMessage {
             room: key,
             lamport: meta.lamport,

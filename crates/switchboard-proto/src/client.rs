@@ -133,23 +133,36 @@ pub const CLIENT_TYPES: &[&str] = &[
     "contact_delete",
 ];
 
+/// Runs `$e` with `$r` bound to the `ref` field of every request that has one, `$none` for
+/// the others: the list of such requests is written once.
+macro_rules! with_reff {
+    ($msg:expr, $r:ident => $e:expr, $none:expr) => {
+        match $msg {
+            ClientMsg::Join { reff: $r, .. }
+            | ClientMsg::Leave { reff: $r, .. }
+            | ClientMsg::Rooms { reff: $r }
+            | ClientMsg::Topic { reff: $r, .. }
+            | ClientMsg::Send { reff: $r, .. }
+            | ClientMsg::History { reff: $r, .. }
+            | ClientMsg::Who { reff: $r, .. }
+            | ClientMsg::Whois { reff: $r, .. }
+            | ClientMsg::Ping { reff: $r }
+            | ClientMsg::Contacts { reff: $r }
+            | ClientMsg::ContactSet { reff: $r, .. }
+            | ClientMsg::ContactDelete { reff: $r, .. } => $e,
+            ClientMsg::Hello { .. } | ClientMsg::Bye { .. } => $none,
+        }
+    };
+}
+
 impl ClientMsg {
     /// The `ref` the client attached, if any, to echo in the reply.
     pub fn reff(&self) -> Option<&str> {
-        match self {
-            ClientMsg::Join { reff, .. }
-            | ClientMsg::Leave { reff, .. }
-            | ClientMsg::Rooms { reff }
-            | ClientMsg::Topic { reff, .. }
-            | ClientMsg::Send { reff, .. }
-            | ClientMsg::History { reff, .. }
-            | ClientMsg::Who { reff, .. }
-            | ClientMsg::Whois { reff, .. }
-            | ClientMsg::Ping { reff }
-            | ClientMsg::Contacts { reff }
-            | ClientMsg::ContactSet { reff, .. }
-            | ClientMsg::ContactDelete { reff, .. } => reff.as_deref(),
-            ClientMsg::Hello { .. } | ClientMsg::Bye { .. } => None,
-        }
+        with_reff!(self, r => r.as_deref(), None)
+    }
+
+    /// Attaches a `ref` (requests without one, `hello` and `bye`, are left as they are).
+    pub fn set_reff(&mut self, value: String) {
+        with_reff!(self, r => *r = Some(value), ())
     }
 }

@@ -10,17 +10,26 @@ use common::*;
 const SECRET: &str = "cluster-test-secret-0123";
 
 fn node(dir: &std::path::Path, name: &str, port: u16, peers: &[u16]) -> Node {
+    node_with(dir, name, port, peers, &[])
+}
+
+/// A node of the test cluster (fast heartbeats), with extra flags.
+fn node_with(dir: &std::path::Path, name: &str, port: u16, peers: &[u16], extra: &[&str]) -> Node {
     let listen = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "--node-name".to_string(),
-        name.to_string(),
-        "--cluster-secret".to_string(),
-        SECRET.to_string(),
-        "--heartbeat-ms".to_string(),
-        "100".to_string(),
-        "--peer-timeout-ms".to_string(),
-        "800".to_string(),
-    ];
+    let mut args: Vec<String> = [
+        "--node-name",
+        name,
+        "--cluster-secret",
+        SECRET,
+        "--heartbeat-ms",
+        "100",
+        "--peer-timeout-ms",
+        "800",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
     for p in peers {
         args.push("--peer".into());
         args.push(format!("ws://127.0.0.1:{p}"));
@@ -223,26 +232,8 @@ fn contact_node(
     contacts: u16,
     peers: &[u16],
 ) -> Node {
-    let listen = format!("127.0.0.1:{port}");
     let contacts = format!("127.0.0.1:{contacts}");
-    let mut args = vec![
-        "--node-name".to_string(),
-        name.to_string(),
-        "--contacts-listen".to_string(),
-        contacts,
-        "--cluster-secret".to_string(),
-        SECRET.to_string(),
-        "--heartbeat-ms".to_string(),
-        "100".to_string(),
-        "--peer-timeout-ms".to_string(),
-        "800".to_string(),
-    ];
-    for p in peers {
-        args.push("--peer".into());
-        args.push(format!("ws://127.0.0.1:{p}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Node::start_with_name(dir, &listen, &args)
+    node_with(dir, name, port, peers, &["--contacts-listen", &contacts])
 }
 
 /// Waits until a seed 000 client's ListAll on `port` equals `want`.
