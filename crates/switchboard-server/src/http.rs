@@ -130,7 +130,13 @@ async fn seed001_upgrade(
     ws.read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
-            crate::gateway001::run(shared, socket, name, addr).await;
+            crate::lobby::run(
+                shared,
+                socket,
+                crate::lobby::Seed::Text { asked: name },
+                addr,
+            )
+            .await;
             drop(permit);
         })
 }
@@ -155,4 +161,27 @@ impl
     fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
         ClientAddr(*stream.remote_addr())
     }
+}
+
+/// `/`: the web client, or, for a WebSocket upgrade (`ws://HOST:PORT/?uuid=...`), seed 003's
+/// JSON chat.
+pub(crate) async fn root(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::ConnectInfo(ClientAddr(addr)): axum::extract::ConnectInfo<ClientAddr>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(ws) = ws else {
+        return crate::web::file("index.html");
+    };
+    let Ok(permit) = shared.conns.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+    };
+    let uuid = q.get("uuid").cloned().unwrap_or_default();
+    ws.read_buffer_size(READ_BUFFER)
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            crate::lobby::run(shared, socket, crate::lobby::Seed::Json { uuid }, addr).await;
+            drop(permit);
+        })
 }

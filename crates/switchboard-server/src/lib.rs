@@ -5,8 +5,8 @@
 mod cluster;
 mod config;
 mod conn;
-mod gateway001;
 mod http;
+mod lobby;
 mod metrics;
 mod outbox;
 mod password;

@@ -36,12 +36,10 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
     frame-ancestors 'none'";
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/", get(|| async { file("index.html") }))
-        .route(
-            "/web/{*path}",
-            get(|Path(path): Path<String>| async move { file(&path) }),
-        )
+    Router::new().route("/", get(crate::http::root)).route(
+        "/web/{*path}",
+        get(|Path(path): Path<String>| async move { file(&path) }),
+    )
 }
 
 /// The content type of a file, from its extension. Module scripts must be served as
@@ -56,7 +54,7 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn file(path: &str) -> Response {
+pub(crate) fn file(path: &str) -> Response {
     match FILES.iter().find(|(p, _)| *p == path) {
         Some((path, body)) => (
             [

@@ -113,3 +113,66 @@ async fn seed_001_servers_a_and_b_carry_each_others_messages() {
         }
     }
 }
+
+#[tokio::test]
+async fn seed_003_json_clients_meet_native_users_in_the_lobby() {
+    let s = TestServer::start().await;
+    // A plain GET of / still serves the browser client.
+    let (code, body) = http_get(s.addr, "/").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("<html"), "{body}");
+    let mut native = s.client("nia").await;
+    native.join("lobby").await.unwrap();
+    let url = format!("ws://{}/?uuid=2f1b6d1e-0000-4000-8000-000000000001", s.addr);
+    let (mut neo, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let hello =
+        r#"{"uuid":"2f1b6d1e-0000-4000-8000-000000000001","nickname":"neo\n","message":"ping"}"#;
+    neo.send(Message::text(hello)).await.unwrap();
+    // The announcement comes back to its sender, and the lobby sees neo arrive.
+    let echo: serde_json::Value = serde_json::from_str(&next_text(&mut neo).await).unwrap();
+    assert_eq!(
+        (echo["nickname"].as_str(), echo["message"].as_str()),
+        (Some("neo"), Some("ping"))
+    );
+    let arrived = native
+        .wait_for(WAIT, |m| match m {
+            switchboard_proto::ServerMsg::Presence { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(arrived, "neo");
+    // Messages both ways; trailing newlines are trimmed.
+    let said =
+        r#"{"uuid":"2f1b6d1e-0000-4000-8000-000000000001","nickname":"neo","message":"hello\n"}"#;
+    neo.send(Message::text(said)).await.unwrap();
+    let m = next_message(&mut native).await;
+    assert_eq!((m.from.as_str(), m.text.as_str()), ("neo", "hello"));
+    let own: serde_json::Value = serde_json::from_str(&next_text(&mut neo).await).unwrap();
+    assert_eq!(own["message"], "hello", "the sender gets its own message");
+    native.say(Target::Room("lobby"), "hi neo").await.unwrap();
+    let got: serde_json::Value = serde_json::from_str(&next_text(&mut neo).await).unwrap();
+    assert_eq!(
+        (got["nickname"].as_str(), got["message"].as_str()),
+        (Some("nia"), Some("hi neo"))
+    );
+    // A close frame is not chat text: neo simply leaves.
+    neo.close(None).await.unwrap();
+    let left = native
+        .wait_for(WAIT, |m| match m {
+            switchboard_proto::ServerMsg::Presence {
+                name,
+                event: switchboard_proto::server::PresenceEvent::Leave,
+                ..
+            } => Some(name.clone()),
+            switchboard_proto::ServerMsg::Message(m) if m.from == "neo" => {
+                panic!("a close became a message: {m:?}")
+            }
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(left, "neo");
+}
