@@ -219,8 +219,11 @@ export function launchBrowser() {
   });
 }
 
-/** A new browser profile with the page open; page errors fail the test at its end. */
-export async function openPage(browser, node, { viewport = { width: 1200, height: 760 } } = {}) {
+/**
+ * A new browser profile with the page open; page errors fail the test at its end. `prepare`
+ * (async, given the page) runs before the page is loaded, e.g. to route its WebSocket.
+ */
+export async function openPage(browser, node, { viewport = { width: 1200, height: 760 }, prepare } = {}) {
   const context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId: 'UTC' });
   const page = await context.newPage();
   page.errors = [];
@@ -229,13 +232,14 @@ export async function openPage(browser, node, { viewport = { width: 1200, height
     if (m.type() === 'error') page.errors.push(m.text());
   });
   page.setDefaultTimeout(WAIT_MS);
+  if (prepare) await prepare(page);
   await page.goto(node.url);
   return page;
 }
 
 /** Opens the page and signs in; returns the page once the chat is shown. */
-export async function signIn(browser, node, name, { password, viewport } = {}) {
-  const page = await openPage(browser, node, { viewport });
+export async function signIn(browser, node, name, { password, viewport, prepare } = {}) {
+  const page = await openPage(browser, node, { viewport, prepare });
   await page.getByLabel('Name', { exact: true }).fill(name);
   if (password) await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();

@@ -1,19 +1,31 @@
 // Makes docs/screenshot.png, the picture of the web client in the README: a short conversation
-// between two people, with the sidebar showing rooms, an unread count and who is online.
+// between two people, with the sidebar showing rooms, an unread count, alice's contacts (two of
+// them online) and who is online.
 // Run after `cargo build -p switchboard`:  node tests/browser/screenshot.mjs
 
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { ROOT, Node, joinRoom, launchBrowser, say, signIn, waitForMessage } from './lib.mjs';
+import { execFileSync } from 'node:child_process';
+
+import { BIN, ROOT, Node, joinRoom, launchBrowser, say, signIn, waitForMessage } from './lib.mjs';
 
 const OUT = path.join(ROOT, 'docs/screenshot.png');
 
 const node = await Node.start();
 const browser = await launchBrowser();
 try {
-  const viewport = { width: 1100, height: 660 };
-  const alice = await signIn(browser, node, 'alice', { viewport });
+  const viewport = { width: 1100, height: 760 };
+  // alice is registered, and has a contact book (set up from the command line).
+  const contacts = [
+    ['bob', '+44 20 7946 0958'],
+    ['carol', '+1 (415) 555-0142'],
+    ['Dr. Mina Okafor', '+234 1 555 0199'],
+  ];
+  for (const [name, phone] of contacts) {
+    execFileSync(BIN, ['contacts', '--server', node.wsUrl, '--name', 'alice', '--password', 'alice-pw-1', 'set', name, phone]);
+  }
+  const alice = await signIn(browser, node, 'alice', { viewport, password: 'alice-pw-1' });
   const bob = await signIn(browser, node, 'bob', { viewport });
   const carol = await signIn(browser, node, 'carol', { viewport });
 
@@ -41,6 +53,8 @@ try {
   await say(carol, 'Got a minute after the sync?');
   await alice.waitForSelector('[data-testid=dm-list] [data-testid=unread]');
   await alice.waitForSelector('[data-testid=room-list] [data-testid=unread]');
+  // bob and carol joined rooms alice is in: after their presence, her contacts say they are online.
+  await alice.waitForFunction(() => document.querySelectorAll('[data-testid=contact-online]').length === 2);
   await alice.mouse.move(0, viewport.height - 1);
   await alice.locator('[data-testid=composer-input]').blur();
   await alice.screenshot({ path: OUT });

@@ -7,15 +7,19 @@ import { after, before, test } from 'node:test';
 
 import {
   ChatState,
+  ContactBook,
   Conversation,
   advance,
   behind,
+  compareContactNames,
   compareMessages,
+  contactProblem,
   copyCursor,
   covers,
   dmKey,
   roomKey,
   sameName,
+  trimSpace,
 } from '../../web/js/state.js';
 import { ServerList, clusterUrl, endpoint, normalizeServer, serversFromQuery } from '../../web/js/protocol.js';
 import { Node, closePage, launchBrowser, openPage } from './lib.mjs';
@@ -142,6 +146,78 @@ test('keys, names and unread counts', () => {
   assert.equal(s.totalUnread(), 2);
   s.activate(dm.key);
   assert.equal(dm.unread, 0);
+});
+
+test('contacts are checked with the node\'s rules', () => {
+  const field = (name, phone) => contactProblem(name, phone)?.field ?? null;
+  // Names: 1-256 bytes of UTF-8, not only white space, no control characters.
+  assert.equal(field('Bea', '333'), null);
+  assert.equal(field('Juan Pablo', '+55 85 99999-9999'), null);
+  assert.equal(field('', '1'), 'name');
+  assert.equal(field(' \u3000 ', '1'), 'name', 'white space only (Unicode, as Rust trims)');
+  assert.equal(field('\ufeff', '1'), null, 'U+FEFF is not white space to the node, whatever JavaScript says');
+  assert.equal(field('x'.repeat(256), '1'), null);
+  assert.equal(field('x'.repeat(257), '1'), 'name');
+  assert.equal(field('é'.repeat(128), '1'), null, '256 bytes');
+  assert.equal(field(`${'é'.repeat(128)}x`, '1'), 'name', '257 bytes, 129 characters');
+  assert.equal(field('a\tb', '1'), 'name');
+  assert.equal(field('a\u0085b', '1'), 'name', 'C1 controls too');
+  assert.equal(field('a\u200bb', '1'), null, 'format characters are not controls');
+  // Numbers: 1-20 of digits, +, space, -, (, ) with a digit.
+  assert.equal(field('a', '+1 (800) 555-0000'), null);
+  assert.equal(field('a', '1'.repeat(20)), null);
+  assert.equal(field('a', '1'.repeat(21)), 'phone');
+  assert.equal(field('a', ''), 'phone');
+  assert.equal(field('a', '+-() '), 'phone', 'no digit');
+  assert.equal(field('a', '12a'), 'phone');
+  assert.equal(field('a', '１２３'), 'phone', 'ASCII digits only');
+  assert.equal(field('a', '1.2'), 'phone');
+  // A delete checks the name only.
+  assert.equal(contactProblem('Bea'), null);
+  assert.equal(trimSpace('  Bea\u00a0'), 'Bea');
+  assert.equal(trimSpace('\u0085Bea\u2029'), 'Bea');
+});
+
+test('the contact book: the node\'s list, live changes, sorted by name', () => {
+  const book = new ContactBook();
+  assert.equal(book.loaded, false);
+  assert.deepEqual(
+    book.replace([
+      { name: 'bea', phone: '2', online: false },
+      { name: 'Ana', phone: '1', online: true },
+      { name: 'Cy 10', phone: '3', online: false },
+      { name: 'Cy 9', phone: '4', online: false },
+    ]).map((c) => c.change),
+    ['added', 'added', 'added', 'added'],
+  );
+  assert.equal(book.loaded, true);
+  assert.deepEqual(book.list().map((c) => c.name), ['Ana', 'bea', 'Cy 9', 'Cy 10']);
+  assert.equal(book.get('Ana').online, true);
+  // Names are exact: "Bea" is not "bea".
+  assert.deepEqual(book.apply({ name: 'Bea', phone: '5' }, true), { name: 'Bea', change: 'added', phone: '5' });
+  assert.deepEqual(book.list().map((c) => c.name), ['Ana', 'Bea', 'bea', 'Cy 9', 'Cy 10']);
+  assert.equal(book.get('Bea').online, true);
+  assert.deepEqual(book.apply({ name: 'Ana', phone: '9' }), { name: 'Ana', change: 'changed', phone: '9' });
+  assert.equal(book.get('Ana').online, true, 'a change keeps what the node said about who is online');
+  assert.equal(book.apply({ name: 'Ana', phone: '9' }), null, 'the same again changes nothing');
+  assert.deepEqual(book.apply({ name: 'bea' }), { name: 'bea', change: 'deleted', phone: null });
+  assert.equal(book.apply({ name: 'bea' }), null);
+  assert.equal(book.size, 4);
+  // A refresh says what changed since.
+  assert.deepEqual(book.replace([{ name: 'Ana', phone: '9' }, { name: 'Dee', phone: '7' }, { name: 'Cy 9', phone: '8' }]), [
+    { name: 'Bea', change: 'deleted', phone: null },
+    { name: 'Cy 9', change: 'changed', phone: '8' },
+    { name: 'Cy 10', change: 'deleted', phone: null },
+    { name: 'Dee', change: 'added', phone: '7' },
+  ]);
+  assert.ok(compareContactNames('b', 'B') !== 0, 'names differing in case have a fixed order');
+  assert.equal(compareContactNames('b', 'B'), -compareContactNames('B', 'b'));
+  // Signing out forgets the book.
+  const s = new ChatState();
+  s.contacts.replace([{ name: 'Ana', phone: '1' }]);
+  s.reset();
+  assert.equal(s.contacts.size, 0);
+  assert.equal(s.contacts.loaded, false);
 });
 
 test('servers: addresses in one form, the ?servers= list, the cluster endpoint', () => {

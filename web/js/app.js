@@ -4,10 +4,22 @@
 // and fetches exactly what was missed; see resume().
 
 import { Connection, ServerList, pageServer, serversFromQuery } from './protocol.js';
-import { ChatState, advance, behind, copyCursor, covers, dmKey, roomKey, sameName } from './state.js';
+import {
+  ChatState,
+  advance,
+  behind,
+  contactProblem,
+  copyCursor,
+  covers,
+  dmKey,
+  roomKey,
+  sameName,
+  trimSpace,
+} from './state.js';
 import {
   Announcer,
   Banner,
+  ContactsPanel,
   MessagePane,
   renderConvList,
   renderHeader,
@@ -66,6 +78,13 @@ const ui = {
   composerLabel: $('composer-label'),
   send: $('composer-send'),
   composerError: $('composer-error'),
+  contactAdd: $('contact-add'),
+  contactClose: $('contact-close'),
+  contactForm: $('contact-form'),
+  contactName: $('contact-name'),
+  contactPhone: $('contact-phone'),
+  contactSubmit: $('contact-submit'),
+  contactError: $('contact-error'),
 };
 
 const state = new ChatState();
@@ -77,6 +96,22 @@ const pane = new MessagePane({
   emptyState: ui.emptyState,
 });
 const announcer = new Announcer($('announcer'));
+const contactsPanel = new ContactsPanel(
+  {
+    section: $('contacts'),
+    guest: $('contacts-guest'),
+    body: $('contacts-body'),
+    list: $('contact-list'),
+    count: $('contacts-count'),
+    status: $('contacts-status'),
+    name: $('contact-name'),
+  },
+  {
+    open: (name) => openDm(name).catch((err) => showError(ui.contactError, withHint(err))),
+    edit: (contact) => editContact(contact),
+    remove: (name) => deleteContact(name),
+  },
+);
 const banner = new Banner({ root: $('banner'), text: $('banner-text'), dismiss: $('banner-dismiss') });
 
 /** The live connection, or null when signed out. */
@@ -150,6 +185,11 @@ function renderSidebar() {
 
 function renderPeople() {
   renderOnline(ui.onlineList, ui.onlineCount, state.online, state.me, (name) => openDm(name));
+}
+
+function renderContacts() {
+  contactsPanel.render(state.contacts, { registered: state.registered, me: state.me });
+  updateContactSubmit();
 }
 
 function renderActiveHeader() {
@@ -386,6 +426,196 @@ function deliver(conv, msgs, { live }) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Contacts (registered users): the book is fetched at sign-in, after every reconnect (it may
+// have changed on another node meanwhile) and with each refresh of who is online (for the
+// "online" marks); `contact` frames without a ref bring changes made by the user's other
+// sessions (the console, another tab, another node).
+
+/** What a change of the book was, in a short sentence for the status line. */
+function describeContact({ name, change, phone }, { mine }) {
+  if (mine) {
+    if (change === 'added') return `Added ${name}: ${phone}.`;
+    if (change === 'changed') return `Changed the number of ${name} to ${phone}.`;
+    return `Deleted ${name}.`;
+  }
+  if (change === 'added') return `${name} was added from another session: ${phone}.`;
+  if (change === 'changed') return `The number of ${name} was changed from another session: ${phone}.`;
+  return `${name} was deleted from another session.`;
+}
+
+/** Changes found by a refresh (e.g. made on another node while the page was away). */
+function describeRefresh(changes) {
+  const words = { added: 'added', changed: 'changed', deleted: 'deleted' };
+  const parts = changes.slice(0, 3).map((c) => `${c.name} ${words[c.change]}`);
+  if (changes.length > 3) parts.push(`${changes.length - 3} more`);
+  return `Contacts updated: ${parts.join(', ')}.`;
+}
+
+/** Fetches the whole book (registered users only: guests have none, and ask nothing). */
+async function refreshContacts() {
+  const c = conn;
+  if (!c || !c.ready || !state.registered) return;
+  const book = state.contacts;
+  const first = !book.loaded;
+  try {
+    const reply = await c.request({ type: 'contacts' });
+    if (conn !== c || state.contacts !== book) return;
+    const changes = book.replace(reply.contacts);
+    renderContacts();
+    if (!first && changes.length) contactsPanel.say(describeRefresh(changes));
+  } catch (err) {
+    if (conn !== c) return;
+    if (err.code === 'registration_required') {
+      // The node says this is not a registered name: it knows best.
+      state.registered = false;
+      renderContacts();
+    } else if (first && err.code !== 'disconnected') {
+      showError(ui.contactError, withHint(err));
+    }
+  }
+}
+
+/** A contact frame without ref: a change made by another session of this user. */
+function onContactNews(msg) {
+  const online = state.online.some((n) => sameName(n, msg.name));
+  const change = state.contacts.apply(msg, online);
+  if (!change) return;
+  renderContacts();
+  contactsPanel.say(describeContact(change, { mine: false }));
+  // Whether a new contact is online is the node's to say (the page's `who` may be old).
+  if (change.change === 'added') scheduleWho();
+}
+
+/** The submit button says what it will do: add a contact, or change a number. */
+function updateContactSubmit() {
+  const known = state.contacts.get(trimSpace(ui.contactName.value));
+  ui.contactSubmit.textContent = known ? 'Change number' : 'Add contact';
+}
+
+function clearContactError() {
+  showError(ui.contactError, null);
+  ui.contactName.removeAttribute('aria-invalid');
+  ui.contactPhone.removeAttribute('aria-invalid');
+}
+
+/**
+ * Shows why a contact was refused, by the page's check or by the node (code and message), and
+ * marks the field at fault.
+ */
+function showContactError(err, field = null) {
+  showError(ui.contactError, err);
+  const input = field === 'name' ? ui.contactName : field === 'phone' ? ui.contactPhone : null;
+  if (input) {
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+  }
+}
+
+const CONTACT_HINTS = {
+  disconnected: 'The change may not have been saved: the list is fetched again once the page is back.',
+  timeout: 'The change may not have been saved: the list is fetched again once the page is back.',
+};
+
+/** An error from the node about a contact, with a hint, and the field it is about. */
+function contactError(err) {
+  const e = withHint(err);
+  if (CONTACT_HINTS[err.code]) e.hint = CONTACT_HINTS[err.code];
+  let field = null;
+  if (err.code === 'bad_request') field = /phone/i.test(err.message || '') ? 'phone' : 'name';
+  return { e, field };
+}
+
+async function submitContact(event) {
+  event.preventDefault();
+  if (!conn || !state.registered) return;
+  const name = trimSpace(ui.contactName.value);
+  const phone = trimSpace(ui.contactPhone.value);
+  clearContactError();
+  const problem = contactProblem(name, phone);
+  if (problem) {
+    showContactError({ message: problem.message }, problem.field);
+    return;
+  }
+  const before = state.contacts.get(name);
+  ui.contactSubmit.disabled = true;
+  ui.contactForm.setAttribute('aria-busy', 'true');
+  try {
+    const reply = await conn.request({ type: 'contact_set', name, phone });
+    state.contacts.apply(reply);
+    const change = before
+      ? { name: reply.name, change: before.phone === reply.phone ? 'same' : 'changed', phone: reply.phone }
+      : { name: reply.name, change: 'added', phone: reply.phone };
+    // Cleared for the next contact, unless the user has started typing it already.
+    if (trimSpace(ui.contactName.value) === name && trimSpace(ui.contactPhone.value) === phone) {
+      ui.contactName.value = '';
+      ui.contactPhone.value = '';
+      ui.contactName.focus();
+    }
+    renderContacts();
+    contactsPanel.say(
+      change.change === 'same' ? `${change.name} already had the number ${change.phone}.` : describeContact(change, { mine: true }),
+    );
+    if (change.change === 'added') scheduleWho();
+  } catch (err) {
+    const { e, field } = contactError(err);
+    showContactError(e, field);
+  } finally {
+    ui.contactSubmit.disabled = false;
+    ui.contactForm.removeAttribute('aria-busy');
+    updateContactSubmit();
+  }
+}
+
+/**
+ * Shows the form (the focus goes to its first field) or hides it (the focus goes back to the
+ * button that opens it, when it was in the form).
+ */
+function setContactFormOpen(open, { focus = true } = {}) {
+  const wasInside = ui.contactForm.contains(document.activeElement);
+  ui.contactForm.hidden = !open;
+  ui.contactAdd.hidden = open;
+  if (open && focus) ui.contactName.focus();
+  if (!open) {
+    ui.contactName.value = '';
+    ui.contactPhone.value = '';
+    clearContactError();
+    updateContactSubmit();
+    if (wasInside && focus) ui.contactAdd.focus();
+  }
+}
+
+/** "Edit": the contact goes into the form, with the focus on its number. */
+function editContact(contact) {
+  setContactFormOpen(true, { focus: false });
+  clearContactError();
+  ui.contactName.value = contact.name;
+  ui.contactPhone.value = contact.phone;
+  updateContactSubmit();
+  ui.contactPhone.focus();
+  ui.contactPhone.select();
+}
+
+/** Deletes a contact (after the panel's confirmation). Rejects when the node refused. */
+async function deleteContact(name) {
+  clearContactError();
+  if (!conn) throw new Error('signed out');
+  try {
+    const reply = await conn.request({ type: 'contact_delete', name });
+    state.contacts.apply({ name: reply.name });
+    renderContacts();
+    contactsPanel.say(describeContact({ name, change: 'deleted' }, { mine: true }));
+  } catch (err) {
+    if (err.code === 'not_found') {
+      // Deleted elsewhere in the meantime: the page's copy was behind.
+      state.contacts.apply({ name });
+      renderContacts();
+    }
+    showContactError(contactError(err).e);
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Events from the node
 
 function onFrame(msg) {
@@ -409,6 +639,9 @@ function onFrame(msg) {
     }
     case 'topic':
       applyTopic(msg);
+      break;
+    case 'contact':
+      onContactNews(msg);
       break;
     case 'shutdown': {
       const text = `Server shutting down: ${msg.reason}`;
@@ -438,7 +671,7 @@ function onWelcome({ welcome, resumed }) {
   renderNode();
   refreshServers();
   clearInterval(whoTimer);
-  whoTimer = setInterval(refreshWho, WHO_EVERY_MS);
+  whoTimer = setInterval(() => refreshWho(), WHO_EVERY_MS);
   if (resumed) {
     // The shutdown notice (if any) has served its purpose once we are back.
     const restarted = Boolean(banner.notice);
@@ -452,7 +685,10 @@ function onWelcome({ welcome, resumed }) {
   } else {
     firstSignIn(welcome);
   }
-  refreshWho();
+  // The book may have changed while the page was away (from another node, or the console).
+  renderContacts();
+  refreshContacts();
+  refreshWho({ contacts: false });
 }
 
 function firstSignIn(welcome) {
@@ -526,7 +762,8 @@ async function resume(welcome) {
   renderSidebar();
 }
 
-async function refreshWho() {
+/** Who is online; then the contacts, whose "online" marks the node computes the same way. */
+async function refreshWho({ contacts = true } = {}) {
   if (!conn || !conn.ready) return;
   try {
     const who = await conn.request({ type: 'who' });
@@ -535,12 +772,13 @@ async function refreshWho() {
   } catch {
     // Shown again at the next refresh.
   }
+  if (contacts) refreshContacts();
 }
 
 /** Presence events come in bursts (a node restart): refresh `who` once after them. */
 function scheduleWho() {
   clearTimeout(whoSoon);
-  whoSoon = setTimeout(refreshWho, 300);
+  whoSoon = setTimeout(() => refreshWho(), 300);
 }
 
 function onDisconnect() {
@@ -613,6 +851,10 @@ function signOutLocally() {
   pane.show(null);
   renderSidebar();
   renderActiveHeader();
+  // Nothing of this user's book stays in the page for the next one.
+  setContactFormOpen(false, { focus: false });
+  contactsPanel.clearStatus();
+  renderContacts();
   ui.app.hidden = true;
   ui.signin.hidden = false;
   ui.connDot.classList.remove('online');
@@ -753,6 +995,21 @@ ui.leave.addEventListener('click', () => {
 });
 
 ui.composerForm.addEventListener('submit', submitComposer);
+ui.contactForm.addEventListener('submit', submitContact);
+ui.contactAdd.addEventListener('click', () => setContactFormOpen(true));
+ui.contactClose.addEventListener('click', () => setContactFormOpen(false));
+ui.contactForm.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape') {
+    // Closes the form, not the phone drawer around it.
+    e.stopPropagation();
+    setContactFormOpen(false);
+  }
+});
+ui.contactName.addEventListener('input', () => {
+  ui.contactName.removeAttribute('aria-invalid');
+  updateContactSubmit();
+});
+ui.contactPhone.addEventListener('input', () => ui.contactPhone.removeAttribute('aria-invalid'));
 ui.composer.addEventListener('input', autosize);
 ui.composer.addEventListener('keydown', (e) => {
   // Enter sends; Shift+Enter (or an input method composing text) inserts a new line.

@@ -185,6 +185,8 @@ export class ChatState {
     this.active = null;
     /** Names online on the node (from `who`). */
     this.online = [];
+    /** The contact book (registered users). */
+    this.contacts = new ContactBook();
   }
 
   get activeConv() {
@@ -264,5 +266,142 @@ export class ChatState {
     let n = 0;
     for (const c of this.convs.values()) n += c.unread;
     return n;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contact books (registered users only): contact name -> phone number, as the node keeps them.
+// The checks below are the node's (`validate_contact` in switchboard-proto), so that most
+// mistakes are caught before a request is sent; the node checks again and its refusal is shown.
+
+/** Longest contact name, in bytes of UTF-8. */
+export const CONTACT_NAME_MAX_BYTES = 256;
+/** Longest phone number, in bytes (the characters allowed are all ASCII). */
+export const PHONE_MAX_CHARS = 20;
+
+/** Unicode White_Space, the set of Rust's `char::is_whitespace` (not quite JavaScript's `\s`). */
+const WHITE_SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const TRIM_RE = new RegExp(`^[${WHITE_SPACE}]+|[${WHITE_SPACE}]+$`, 'gu');
+/** Control characters: Unicode category Cc, as Rust's `char::is_control`. */
+const CONTROL_RE = /\p{Cc}/u;
+const PHONE_CHARS_RE = /^[0-9+ ()-]*$/;
+
+/** `text` without white space at either end (Unicode White_Space, as the node trims). */
+export function trimSpace(text) {
+  return String(text ?? '').replace(TRIM_RE, '');
+}
+
+export function utf8Length(text) {
+  return new TextEncoder().encode(text).length;
+}
+
+/**
+ * Why the node would refuse this contact, or null when it would take it: `{field, message}`,
+ * `field` being `name` or `phone`. Without `phone` (a delete), only the name is checked.
+ */
+export function contactProblem(name, phone) {
+  name = String(name ?? '');
+  if (!trimSpace(name)) return { field: 'name', message: 'A contact needs a name.' };
+  const bytes = utf8Length(name);
+  if (bytes > CONTACT_NAME_MAX_BYTES) {
+    return { field: 'name', message: `A contact name is at most ${CONTACT_NAME_MAX_BYTES} bytes (this one has ${bytes}).` };
+  }
+  if (CONTROL_RE.test(name)) return { field: 'name', message: 'A contact name cannot contain control characters.' };
+  if (phone === undefined || phone === null) return null;
+  phone = String(phone);
+  if (!phone) return { field: 'phone', message: 'A contact needs a phone number.' };
+  if (utf8Length(phone) > PHONE_MAX_CHARS) {
+    return { field: 'phone', message: `A phone number is at most ${PHONE_MAX_CHARS} characters.` };
+  }
+  if (!PHONE_CHARS_RE.test(phone) || !/[0-9]/.test(phone)) {
+    return { field: 'phone', message: 'A phone number has digits and only “+”, spaces, “-”, “(” and “)”.' };
+  }
+  return null;
+}
+
+const collator = new Intl.Collator(undefined, { sensitivity: 'base', numeric: true });
+
+/**
+ * The order of the contact list: by name as people read it (case and accents aside, "2" before
+ * "10"), then by code point, so that names differing only in case still have a fixed order.
+ * (The node keys contacts by their exact name: "Bea" and "bea" are two contacts.)
+ */
+export function compareContactNames(a, b) {
+  return collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/**
+ * One user's contact book as the page knows it: filled from a `contacts` reply, changed by
+ * `contact` frames (replies to this page's requests, and news of changes made elsewhere).
+ * Each contact is `{name, phone, online}`.
+ */
+export class ContactBook {
+  constructor() {
+    /** Contacts by exact name. */
+    this.byName = new Map();
+    /** Whether a `contacts` reply has come since sign-in. */
+    this.loaded = false;
+  }
+
+  get size() {
+    return this.byName.size;
+  }
+
+  get(name) {
+    return this.byName.get(name) || null;
+  }
+
+  /** The contacts, sorted by name. */
+  list() {
+    return [...this.byName.values()].sort((a, b) => compareContactNames(a.name, b.name));
+  }
+
+  /**
+   * Takes the node's whole book (a `contacts` reply). Returns what changed since the page's
+   * copy, as `[{name, change: 'added' | 'changed' | 'deleted', phone}]`, sorted by name.
+   */
+  replace(contacts) {
+    const next = new Map();
+    for (const c of Array.isArray(contacts) ? contacts : []) {
+      if (c && typeof c.name === 'string' && typeof c.phone === 'string') {
+        next.set(c.name, { name: c.name, phone: c.phone, online: Boolean(c.online) });
+      }
+    }
+    const changes = [];
+    for (const [name, c] of next) {
+      const old = this.byName.get(name);
+      if (!old) changes.push({ name, change: 'added', phone: c.phone });
+      else if (old.phone !== c.phone) changes.push({ name, change: 'changed', phone: c.phone });
+    }
+    for (const name of this.byName.keys()) {
+      if (!next.has(name)) changes.push({ name, change: 'deleted', phone: null });
+    }
+    this.byName = next;
+    this.loaded = true;
+    return changes.sort((a, b) => compareContactNames(a.name, b.name));
+  }
+
+  /**
+   * Applies a `contact` frame: set (with `phone`) or deleted (without). `online` says whether a
+   * user of that name is online, for a contact new to the page. Returns the change, or null
+   * when the frame changed nothing.
+   */
+  apply({ name, phone }, online = false) {
+    if (typeof name !== 'string') return null;
+    const old = this.byName.get(name);
+    if (typeof phone !== 'string') {
+      if (!old) return null;
+      this.byName.delete(name);
+      return { name, change: 'deleted', phone: null };
+    }
+    if (old && old.phone === phone) return null;
+    this.byName.set(name, { name, phone, online: old ? old.online : Boolean(online) });
+    return { name, change: old ? 'changed' : 'added', phone };
+  }
+
+  /** Forgets everything (sign-out). */
+  clear() {
+    this.byName = new Map();
+    this.loaded = false;
   }
 }
