@@ -11,6 +11,7 @@ mod metrics;
 mod outbox;
 mod password;
 mod seed000;
+mod seed002;
 mod shared;
 pub mod tls;
 mod web;
@@ -45,13 +46,14 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = String> + Send,
 ) -> anyhow::Result<()> {
-    serve_with(listener, None, config, shutdown).await
+    serve_with(listener, None, None, config, shutdown).await
 }
 
 /// [`serve`], plus seed 000's binary contacts protocol on `contacts` when given.
 pub async fn serve_with(
     listener: TcpListener,
     contacts: Option<TcpListener>,
+    relay: Option<TcpListener>,
     config: Config,
     shutdown: impl Future<Output = String> + Send,
 ) -> anyhow::Result<()> {
@@ -117,6 +119,7 @@ pub async fn serve_with(
         shutting_down: AtomicBool::new(false),
         cluster,
         contact_changes: tokio::sync::broadcast::channel(4096).0,
+        relay: seed002::Registry::default(),
     });
     let writer = writer::spawn(shared.clone(), doorbell_rx);
     let upkeep = writer::spawn_maintenance(shared.clone());
@@ -126,6 +129,10 @@ pub async fn serve_with(
         tracing::info!(addr = %l.local_addr()?, "seed 000 contacts protocol listening");
         tokio::spawn(seed000::listen(shared.clone(), l));
     }
+    let relay_task = relay.map(|l| {
+        tracing::info!(addr = ?l.local_addr(), "seed 002 relay listening");
+        tokio::spawn(seed002::listen(shared.clone(), l))
+    });
     for peer in shared.cfg.contacts_peers.clone() {
         tokio::spawn(seed000::dial(shared.clone(), peer));
     }
@@ -162,6 +169,10 @@ pub async fn serve_with(
     shared.shutting_down.store(true, Ordering::Release);
     let _ = stop_tx.send(());
     shared.cluster.stop.send_replace(true);
+    if let Some(t) = relay_task {
+        // It tells every relay client EXIT before it ends.
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
     shared.run(|core, out| core.shutdown(&reason, out));
     for outbox in shared.outboxes.read().expect("outboxes lock").values() {
         outbox.close(Closing {

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub cluster: crate::cluster::Cluster,
     /// Contact changes, for the seed 000 gateway's links with original servers.
     pub contact_changes: tokio::sync::broadcast::Sender<ContactChange>,
+    /// Seed 002's registered relay clients.
+    pub relay: crate::seed002::Registry,
 }
 
 /// A contact set (with `phone`) or deleted, here or on another node.

@@ -176,3 +176,79 @@ async fn seed_003_json_clients_meet_native_users_in_the_lobby() {
         .unwrap();
     assert_eq!(left, "neo");
 }
+
+/// Sends one seed 002 message on its own connection; returns what the server answered.
+async fn relay_send(server: std::net::SocketAddr, text: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server).await.unwrap();
+    s.write_all(text.as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut reply = String::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_string(&mut reply)).await;
+    reply
+}
+
+/// The next message dialled to a relay client's own listener.
+async fn relay_inbox(listener: &tokio::net::TcpListener) -> String {
+    use tokio::io::AsyncReadExt;
+    let (mut s, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut text))
+        .await
+        .unwrap()
+        .unwrap();
+    text
+}
+
+#[tokio::test]
+async fn seed_002_relay_clients_and_native_users_talk_by_name() {
+    let s = TestServer::start_with_contacts(|_| {}).await;
+    let relay = s.relay_addr.unwrap();
+    // The relay client listens on an address of its own and registers it.
+    let own = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own_addr = own.local_addr().unwrap();
+    assert_eq!(
+        relay_send(relay, &format!("{own_addr}$$zoe$$INIT#")).await,
+        "SUCCESS\n"
+    );
+    // A native user writes to zoe by name: the server dials zoe's address.
+    let mut nia = s.client("nia").await;
+    nia.say(Target::User("zoe"), "hello zoe").await.unwrap();
+    assert_eq!(relay_inbox(&own).await, "nia$$zoe$$hello zoe#");
+    // zoe writes to nia by name; a text with EXIT or INIT in it is just text.
+    assert_eq!(
+        relay_send(relay, "zoe$$nia$$EXIT now, INIT later#").await,
+        ""
+    );
+    let from_zoe = nia
+        .wait_for(WAIT, |m| match m {
+            switchboard_proto::ServerMsg::Message(m) if m.from == "zoe" => Some(m.text.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(from_zoe, "EXIT now, INIT later");
+    // An unknown name, and an unregistered sender, get NOT-FOUND.
+    assert_eq!(
+        relay_send(relay, "zoe$$ghost$$anyone?#").await,
+        "ghost$$NOT-FOUND#"
+    );
+    assert_eq!(
+        relay_send(relay, "stranger$$nia$$hi#").await,
+        "nia$$NOT-FOUND#"
+    );
+    // A connection that closes before '#' is dropped harmlessly.
+    assert_eq!(relay_send(relay, "zoe$$nia$$no end").await, "");
+    assert_eq!(
+        relay_send(relay, &format!("{own_addr}$$zed$$INIT#")).await,
+        "SUCCESS\n"
+    );
+    // On shutdown every relay client is told EXIT.
+    let stopping = tokio::spawn(s.stop("bye"));
+    let exit = relay_inbox(&own).await;
+    assert!(exit.ends_with("$$EXIT#"), "{exit}");
+    stopping.await.unwrap();
+}

@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// only trusted clients reach it.
     #[arg(long, env = "SWITCHBOARD_CONTACTS_LISTEN")]
     contacts_listen: Option<SocketAddr>,
+    /// Also speak seed 002's directory relay protocol on this address (e.g. 127.0.0.1:1111).
+    #[arg(long, env = "SWITCHBOARD_RELAY_LISTEN")]
+    relay_listen: Option<SocketAddr>,
     /// An original seed 000 contact server to link with (HOST:PORT); repeatable.
     #[arg(
         long = "contacts-peer",
@@ -122,7 +125,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    switchboard_server::serve_with(listener, contacts, config, shutdown_signal()).await
+    let relay = match args.relay_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?,
+        ),
+        None => None,
+    };
+    switchboard_server::serve_with(listener, contacts, relay, config, shutdown_signal()).await
 }
 
 /// Resolves on SIGINT or SIGTERM with the reason clients are told.

@@ -23,6 +23,8 @@ pub struct TestServer {
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     /// Where seed 000's contacts protocol listens, when started with it.
     pub contacts_addr: Option<std::net::SocketAddr>,
+    /// Where seed 002's relay listens, when started with the gateways.
+    pub relay_addr: Option<std::net::SocketAddr>,
 }
 
 /// Settings for tests: quick timeouts, generous rate limits unless a test says otherwise.
@@ -89,9 +91,16 @@ impl TestServer {
             None
         };
         let contacts_addr = contacts.as_ref().map(|l| l.local_addr().unwrap());
+        let relay = if contacts.is_some() {
+            Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let relay_addr = relay.as_ref().map(|l| l.local_addr().unwrap());
         let handle = tokio::spawn(switchboard_server::serve_with(
             listener,
             contacts,
+            relay,
             config,
             async move { stop_rx.await.unwrap_or_else(|_| "test over".into()) },
         ));
@@ -103,6 +112,7 @@ impl TestServer {
             stop: Some(stop),
             handle: Some(handle),
             contacts_addr,
+            relay_addr,
         }
     }
 
