@@ -22,7 +22,10 @@ impl Core {
             let Some((origin, oseq, pending)) = self.pending.pop_front() else {
                 break;
             };
-            stored_remote |= origin != self.cfg.node;
+            if origin != self.cfg.node {
+                stored_remote = true;
+                self.pending_remote -= 1;
+            }
             let s = self.stored.entry(origin).or_insert(0);
             *s = (*s).max(oseq);
             self.release(oseq, pending, out);

@@ -196,6 +196,8 @@ pub struct Core {
     pub(crate) peer_clocks: BTreeMap<String, u64>,
     /// The safe clock last announced to peers.
     pub(crate) clock_told: u64,
+    /// Ops of other nodes waiting for this node's disk.
+    pub(crate) pending_remote: usize,
     /// The highest clock stored with a durable batch: the most this node may vouch for, so
     /// that after a crash its clock cannot fall below what it promised.
     pub(crate) durable_clock: u64,
@@ -236,6 +238,7 @@ impl Core {
             peer_vv: BTreeMap::new(),
             books: HashMap::new(),
             durable_clock: restore.clock,
+            pending_remote: 0,
         };
         for (name, hash, at) in restore.accounts {
             let key = name.to_ascii_lowercase();
@@ -438,6 +441,9 @@ impl Core {
     pub(crate) fn push_op(&mut self, op: Op, pending: Pending) {
         let held = self.vv.entry(op.meta.origin.clone()).or_insert(0);
         *held = (*held).max(op.meta.oseq);
+        if op.meta.origin != self.cfg.node {
+            self.pending_remote += 1;
+        }
         self.pending
             .push_back((op.meta.origin.clone(), op.meta.oseq, pending));
         self.outgoing.push(op);
