@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, StreamExt};
+use std::pin::Pin;
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use switchboard_core::Auth;
 use switchboard_proto::server::PresenceEvent;
@@ -90,9 +91,38 @@ fn candidates(asked: Option<&str>, addr: SocketAddr) -> Vec<String> {
     names
 }
 
-/// Runs one seed connection to its end.
+/// Text frames in: ends when the connection closes or fails.
+pub(crate) type TextsIn = Pin<Box<dyn Stream<Item = String> + Send>>;
+/// Text frames out.
+pub(crate) type TextsOut = Pin<Box<dyn Sink<String, Error = anyhow::Error> + Send>>;
+
+/// Runs one seed connection over a WebSocket to its end.
 pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, seed: Seed, addr: SocketAddr) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
+    // Only text frames are chat: close ends the stream, pings and binary frames are skipped.
+    let texts = futures_util::stream::unfold(stream, |mut s| async move {
+        loop {
+            match s.next().await {
+                Some(Ok(Message::Text(t))) => return Some((t.to_string(), s)),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => continue,
+                _ => return None,
+            }
+        }
+    });
+    let out = sink
+        .sink_map_err(anyhow::Error::from)
+        .with(|t: String| async move { Ok::<_, anyhow::Error>(Message::Text(Utf8Bytes::from(t))) });
+    run_texts(shared, Box::pin(texts), Box::pin(out), seed, addr).await;
+}
+
+/// Runs one seed connection, whatever carries its text frames, to its end.
+pub(crate) async fn run_texts(
+    shared: Arc<Shared>,
+    mut stream: TextsIn,
+    mut sink: TextsOut,
+    seed: Seed,
+    addr: SocketAddr,
+) {
     // Seed 003 announces its nickname in its first message.
     let asked = match &seed {
         Seed::Text { asked } => asked.clone(),
@@ -109,7 +139,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, seed: Seed, addr
     if let Seed::Json { uuid } = &seed {
         // The original echoes the announcement to its sender too.
         let ping = encode003(uuid, &name, "ping");
-        let _ = sink.send(Message::Text(ping)).await;
+        let _ = sink.send(ping).await;
     }
     let writer_outbox = outbox.clone();
     let writer_seed = seed.clone();
@@ -122,7 +152,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, seed: Seed, addr
                     continue;
                 };
                 if let Some(text) = translate(&writer_seed, &msg) {
-                    if sink.send(Message::Text(text)).await.is_err() {
+                    if sink.send(text).await.is_err() {
                         return;
                     }
                 }
@@ -140,8 +170,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, seed: Seed, addr
             n = tokio::time::timeout(shared.cfg.idle_timeout, stream.next()) => n,
         };
         let raw = match next {
-            Ok(Some(Ok(Message::Text(t)))) => t,
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_)))) => continue,
+            Ok(Some(t)) => t,
             _ => break,
         };
         if !bucket.take(Instant::now()) {
@@ -185,15 +214,9 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, seed: Seed, addr
 }
 
 /// Seed 003's first frame, within the handshake timeout.
-async fn first_json(shared: &Shared, stream: &mut SplitStream<WebSocket>) -> Option<Json003> {
-    let deadline = tokio::time::Instant::now() + shared.cfg.handshake_timeout;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).ok(),
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            _ => return None,
-        }
-    }
+async fn first_json(shared: &Shared, stream: &mut TextsIn) -> Option<Json003> {
+    let first = tokio::time::timeout(shared.cfg.handshake_timeout, stream.next()).await;
+    serde_json::from_str(&first.ok()??).ok()
 }
 
 /// Signs a guest in under the first free candidate name and joins the lobby.
@@ -234,10 +257,10 @@ fn sign_in(
 }
 
 /// What a seed client receives for a frame of the core, if anything.
-fn translate(seed: &Seed, msg: &ServerMsg) -> Option<Utf8Bytes> {
+fn translate(seed: &Seed, msg: &ServerMsg) -> Option<String> {
     match (seed, msg) {
         (Seed::Text { .. }, ServerMsg::Message(m)) if in_lobby(m.room.as_deref()) => {
-            Some(format!("{}: {}", m.from, m.text).into())
+            Some(format!("{}: {}", m.from, m.text))
         }
         (Seed::Json { .. }, ServerMsg::Message(m)) if in_lobby(m.room.as_deref()) => {
             Some(encode003(&m.id, &m.from, &m.text))
@@ -258,11 +281,11 @@ fn in_lobby(room: Option<&str>) -> bool {
     room.is_some_and(|r| r.eq_ignore_ascii_case(LOBBY))
 }
 
-fn encode003(uuid: &str, nickname: &str, message: &str) -> Utf8Bytes {
+fn encode003(uuid: &str, nickname: &str, message: &str) -> String {
     let m = Json003 {
         uuid: uuid.to_string(),
         nickname: nickname.to_string(),
         message: message.to_string(),
     };
-    serde_json::to_string(&m).expect("serialises").into()
+    serde_json::to_string(&m).expect("serialises")
 }
