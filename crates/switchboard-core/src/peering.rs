@@ -46,6 +46,12 @@ impl Core {
         )
     }
 
+    /// Whether this node holds every op of `node` that `node` reports holding of its own.
+    fn holds_all_of(&self, node: &str, theirs: &BTreeMap<String, u64>) -> bool {
+        let mine = self.vv.get(node).copied().unwrap_or(0);
+        theirs.get(node).is_none_or(|&t| mine >= t)
+    }
+
     /// What a heartbeat carries (the server adds the members it knows).
     pub fn heartbeat(&self) -> (u64, BTreeMap<String, u64>) {
         (self.safe_clock(), self.vv.clone())
@@ -55,7 +61,12 @@ impl Core {
     pub fn peer_message(&mut self, node: &str, msg: PeerMsg, now: Millis, out: &mut Vec<Effect>) {
         match msg {
             PeerMsg::Heartbeat { clock, vv, .. } => {
-                self.peer_clock(node, clock, out);
+                // A vouch covers the peer's own ops up to its clock: trust it only once we hold
+                // every op of the peer that it holds (they may still be on another link, or in
+                // a catch-up not yet read).
+                if self.holds_all_of(node, &vv) {
+                    self.peer_clock(node, clock, out);
+                }
                 self.peer_vv.insert(node.to_string(), vv.clone());
                 // Anti-entropy: the peer lacks something we hold.
                 let ahead = self
@@ -79,7 +90,9 @@ impl Core {
                     *s = (*s).max(mine);
                     self.release_acks(out);
                 }
-                self.peer_clock(node, clock, out);
+                if self.holds_all_of(node, &stored) {
+                    self.peer_clock(node, clock, out);
+                }
             }
             PeerMsg::Presence { snapshot, users } => self.peer_presence(node, snapshot, users, out),
             PeerMsg::Ops { ops } => {

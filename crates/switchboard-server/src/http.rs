@@ -185,3 +185,13 @@ pub(crate) async fn root(
             drop(permit);
         })
 }
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, crate::sniff::SniffListener>,
+    > for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::sniff::SniffListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}

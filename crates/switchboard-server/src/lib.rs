@@ -13,6 +13,7 @@ mod password;
 mod seed000;
 mod seed002;
 mod shared;
+mod sniff;
 pub mod tls;
 mod web;
 mod writer;
@@ -142,6 +143,7 @@ pub async fn serve_with(
     let stopped = async {
         let _ = stop_rx.await;
     };
+    let sniff_shared = shared.clone();
     let http = match tls_config {
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, tls)?;
@@ -155,6 +157,7 @@ pub async fn serve_with(
             })
         }
         None => tokio::spawn(async move {
+            let listener = sniff::SniffListener::new(listener, sniff_shared)?;
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<http::ClientAddr>(),

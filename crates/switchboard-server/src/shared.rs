@@ -46,16 +46,23 @@ pub(crate) struct ContactChange {
 }
 
 impl Shared {
-    /// Runs `f` on the core under its lock, then carries out the effects outside it and
-    /// rings the writer if ops are waiting.
+    /// Runs `f` on the core under its lock, carries out the effects, and rings the writer if
+    /// ops are waiting.
+    ///
+    /// The effects are carried out before the lock is released: frames reach each outbox in
+    /// the order the core made them, even when several threads (connections, peer links, the
+    /// store writer) run the core one after the other. Carried out after the lock, a delivery
+    /// made second could overtake one made first, and two clients would see two orders.
     pub fn run<R>(&self, f: impl FnOnce(&mut Core, &mut Vec<Effect>) -> R) -> R {
         let mut effects = Vec::new();
         let (result, has_ops) = {
             let mut core = self.core.lock().expect("core lock");
             let r = f(&mut core, &mut effects);
-            (r, core.has_ops())
+            let has_ops = core.has_ops();
+            self.execute(effects);
+            drop(core);
+            (r, has_ops)
         };
-        self.execute(effects);
         if has_ops {
             self.ring();
         }

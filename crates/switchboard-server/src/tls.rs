@@ -74,7 +74,13 @@ impl TlsListener {
         let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
             loop {
-                let (tcp, addr) = match listener.accept().await {
+                // When the HTTP server lets go of this listener (shutdown), so does the loop,
+                // and the port is free again.
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = tx.closed() => return,
+                };
+                let (tcp, addr) = match accepted {
                     Ok(ok) => ok,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");

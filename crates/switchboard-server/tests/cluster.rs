@@ -404,7 +404,7 @@ async fn concurrent_senders_on_three_nodes_are_seen_in_one_order_everywhere() {
         let mut seen = Vec::new();
         while seen.len() < 3 * EACH {
             let m = next_message(r).await;
-            seen.push(m.id.clone());
+            seen.push(format!("{}@{}", m.id, m.lamport));
         }
         orders.push(seen);
     }
@@ -424,7 +424,10 @@ async fn concurrent_senders_on_three_nodes_are_seen_in_one_order_everywhere() {
         .history(switchboard_client::Target::Room("race"), None, None, 500)
         .await
         .unwrap();
-    let history: Vec<String> = page.into_iter().map(|m| m.id).collect();
+    let history: Vec<String> = page
+        .into_iter()
+        .map(|m| format!("{}@{}", m.id, m.lamport))
+        .collect();
     assert_eq!(orders[0], history);
 }
 

@@ -252,3 +252,77 @@ async fn seed_002_relay_clients_and_native_users_talk_by_name() {
     assert!(exit.ends_with("$$EXIT#"), "{exit}");
     stopping.await.unwrap();
 }
+
+/// Reads the next raw JSON object from seed 003's console connection.
+async fn next_json(rx: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> serde_json::Value {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut objects =
+            serde_json::Deserializer::from_slice(buf).into_iter::<serde_json::Value>();
+        if let Some(Ok(v)) = objects.next() {
+            let used = objects.byte_offset();
+            buf.drain(..used);
+            return v;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, rx.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn seed_003_console_clients_speak_raw_json_after_their_request() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start().await;
+    let mut native = s.client("nia").await;
+    native.join("lobby").await.unwrap();
+    let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let request = "GET /?uuid=c0ffee HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nClient-Type: console\r\n\r\n";
+    c.write_all(request.as_bytes()).await.unwrap();
+    // Raw JSON, no framing; nickname and text end in newlines, as the original's do.
+    c.write_all(br#"{"uuid":"c0ffee","nickname":"cli\n","message":"ping\n"}"#)
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let echo = next_json(&mut c, &mut buf).await;
+    assert_eq!(
+        (echo["nickname"].as_str(), echo["message"].as_str()),
+        (Some("cli"), Some("ping"))
+    );
+    // A long text in several pieces, then two objects in one write: read as a stream of objects.
+    let long = "x".repeat(3000);
+    let obj = format!(r#"{{"uuid":"c0ffee","nickname":"cli","message":"{long}\n"}}"#);
+    let (a, b) = obj.as_bytes().split_at(1000);
+    c.write_all(a).await.unwrap();
+    c.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    c.write_all(b).await.unwrap();
+    c.write_all(br#"{"uuid":"c0ffee","nickname":"cli","message":"one"}{"uuid":"c0ffee","nickname":"cli","message":"two"}"#)
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    while texts.len() < 3 {
+        let m = next_message(&mut native).await;
+        assert_eq!(m.from, "cli");
+        texts.push(m.text);
+    }
+    assert_eq!(texts, [long.clone(), "one".to_string(), "two".to_string()]);
+    native
+        .say(Target::Room("lobby"), "hello console")
+        .await
+        .unwrap();
+    loop {
+        let v = next_json(&mut c, &mut buf).await;
+        if v["nickname"] == "nia" {
+            assert_eq!(v["message"], "hello console");
+            break;
+        }
+    }
+    // The browser page and WebSocket clients still work on the same port.
+    let (code, _) = http_get(s.addr, "/healthz").await;
+    assert_eq!(code, 200);
+}
