@@ -268,11 +268,6 @@ impl Core {
         core
     }
 
-    /// The node name.
-    pub fn node(&self) -> &str {
-        &self.cfg.node
-    }
-
     /// The password hash of a registered name, for the server to verify outside the core.
     pub fn account_hash(&self, name: &str) -> Option<String> {
         self.accounts
@@ -309,11 +304,6 @@ impl Core {
     /// Ops waiting to be durable.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
-    }
-
-    /// Every open session, for the shutdown notice.
-    pub fn session_ids(&self) -> Vec<SessionId> {
-        self.sessions.keys().copied().collect()
     }
 
     /// Handles one request of an open session (anything but `hello`, which goes to

@@ -3,8 +3,6 @@
 //! messages take their place by (Lamport, origin), a name goes to its earliest registration,
 //! a topic to its latest setting.
 
-use std::collections::BTreeMap;
-
 use switchboard_proto::{encode_server, room_key, ErrorCode, Millis, ServerMsg};
 
 use crate::core::{Pending, Queued, Room};
@@ -20,11 +18,6 @@ pub enum Skipped {
 }
 
 impl Core {
-    /// The version vector: every origin's highest op held (applied, perhaps not yet durable).
-    pub fn version_vector(&self) -> &BTreeMap<String, u64> {
-        &self.vv
-    }
-
     /// Applies an op accepted by another node. It is persisted like a local op, and what
     /// it changes for local clients (deliveries, topic changes) goes out once it is durable.
     pub fn apply_remote(

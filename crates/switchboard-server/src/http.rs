@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use switchboard_proto::limits::MAX_FRAME_BYTES;
 
+use crate::prepared::PreparedListener;
 use crate::shared::Shared;
 use crate::{conn, web};
 
@@ -145,24 +146,6 @@ async fn seed001_upgrade(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub std::net::SocketAddr);
 
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
 /// `/`: the web client, or, for a WebSocket upgrade (`ws://HOST:PORT/?uuid=...`), seed 003's
 /// JSON chat.
 pub(crate) async fn root(
@@ -186,12 +169,13 @@ pub(crate) async fn root(
         })
 }
 
-impl
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, crate::sniff::SniffListener>,
-    > for ClientAddr
+impl<Io>
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PreparedListener<Io>>>
+    for ClientAddr
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::sniff::SniffListener>) -> Self {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, PreparedListener<Io>>) -> Self {
         ClientAddr(*stream.remote_addr())
     }
 }

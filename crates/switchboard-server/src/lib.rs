@@ -10,6 +10,7 @@ mod lobby;
 mod metrics;
 mod outbox;
 mod password;
+mod prepared;
 mod seed000;
 mod seed002;
 mod shared;
@@ -146,7 +147,7 @@ pub async fn serve_with(
     let sniff_shared = shared.clone();
     let http = match tls_config {
         Some(tls) => {
-            let listener = tls::TlsListener::new(listener, tls)?;
+            let listener = tls::listener(listener, tls)?;
             tokio::spawn(async move {
                 axum::serve(
                     listener,
@@ -157,7 +158,7 @@ pub async fn serve_with(
             })
         }
         None => tokio::spawn(async move {
-            let listener = sniff::SniffListener::new(listener, sniff_shared)?;
+            let listener = sniff::listener(listener, sniff_shared)?;
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<http::ClientAddr>(),

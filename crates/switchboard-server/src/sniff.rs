@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::lobby::{Seed, TextsIn, TextsOut};
+use crate::prepared::PreparedListener;
 use crate::shared::Shared;
 
 /// How much of a request head is looked at.
@@ -20,50 +21,26 @@ const PEEK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest raw JSON object a console client may send.
 const MAX_OBJECT: usize = 64 * 1024;
 
-/// See the module documentation.
-pub struct SniffListener {
-    ready: tokio::sync::mpsc::Receiver<(TcpStream, SocketAddr)>,
-    local: SocketAddr,
-}
+/// A plain listener that takes seed 003's console clients off before HTTP.
+pub type SniffListener = PreparedListener<TcpStream>;
 
-impl SniffListener {
-    pub(crate) fn new(
-        listener: TcpListener,
-        shared: Arc<Shared>,
-    ) -> std::io::Result<SniffListener> {
-        let local = listener.local_addr()?;
-        let (tx, ready) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(async move {
-            loop {
-                // When the HTTP server lets go of this listener (shutdown), so does the loop,
-                // and the port is free again.
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = tx.closed() => return,
-                };
-                let (tcp, addr) = match accepted {
-                    Ok(ok) => ok,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if tx.is_closed() {
-                    return;
+/// Serves plain HTTP on `listener`, diverting seed 003's console clients.
+pub(crate) fn listener(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+) -> std::io::Result<SniffListener> {
+    PreparedListener::new(listener, move |tcp, addr| {
+        let shared = shared.clone();
+        async move {
+            match console_head(&tcp).await {
+                Some(head_len) => {
+                    console(shared, tcp, head_len, addr).await;
+                    None
                 }
-                let (tx, shared) = (tx.clone(), shared.clone());
-                tokio::spawn(async move {
-                    match console_head(&tcp).await {
-                        Some(head_len) => console(shared, tcp, head_len, addr).await,
-                        None => {
-                            let _ = tx.send((tcp, addr)).await;
-                        }
-                    }
-                });
+                None => Some(tcp),
             }
-        });
-        Ok(SniffListener { ready, local })
-    }
+        }
+    })
 }
 
 /// The length of the request head when it is seed 003's console client's.
@@ -139,20 +116,4 @@ async fn console(shared: Arc<Shared>, mut tcp: TcpStream, head_len: usize, addr:
     let texts: TextsIn = Box::pin(texts);
     let out: TextsOut = Box::pin(out);
     crate::lobby::run_texts(shared, texts, out, Seed::Json { uuid }, addr).await;
-}
-
-impl axum::serve::Listener for SniffListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
