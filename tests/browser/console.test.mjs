@@ -47,6 +47,8 @@ test('a browser user and a console user talk', async () => {
   // ...and the browser's in the console, in its `[#room] sender: text` form.
   await say(alice, 'hello from the browser, carol');
   await carol.waitForLine('[#general] alice: hello from the browser, carol');
+  // The console may print it before the page has drawn it: wait for the page too.
+  await waitForMessage(alice, 'hello from the browser, carol', 'alice');
   assert.deepEqual(
     (await paneMessages(alice)).map((m) => `${m.from}: ${m.text}`),
     ['carol: hello from console', 'alice: hello from the browser, carol'],
