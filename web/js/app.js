@@ -649,6 +649,13 @@ function onFrame(msg) {
       announcer.say(text);
       break;
     }
+    case 'undelivered': {
+      // A gateway client (seed 002's relay) stopped answering before it got a message of ours.
+      const text = `Not delivered to ${msg.to}: ${msg.reason}`;
+      showError(ui.composerError, { code: 'undelivered', message: text });
+      announcer.say(text);
+      break;
+    }
     case 'error':
       // Errors without a ref: rate limiting, or the reason the node is about to close.
       showError(ui.composerError, withHint(msg));

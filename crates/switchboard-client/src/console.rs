@@ -463,6 +463,9 @@ impl Console {
             ServerMsg::Shutdown { reason } => {
                 vec![format!("* the server is shutting down: {reason}")]
             }
+            ServerMsg::Undelivered { to, reason, .. } => {
+                vec![format!("! not delivered to {to}: {reason}")]
+            }
             ServerMsg::Contacts { contacts, .. } => {
                 if contacts.is_empty() {
                     return vec!["* no contacts yet: /contact set NAME NUMBER".into()];

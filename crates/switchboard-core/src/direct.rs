@@ -125,3 +125,51 @@ impl Core {
         self.inbox.get(&name_key(user)).map_or(0, |q| q.len())
     }
 }
+
+impl Core {
+    /// A gateway on this node could not hand `to` the direct message `id` from `from` (seed
+    /// 002's relay client stopped answering): `from` is told on every node where it has
+    /// sessions. The message itself stays in the conversation's history.
+    pub fn undelivered(
+        &mut self,
+        from: &str,
+        to: &str,
+        id: &str,
+        reason: &str,
+        out: &mut Vec<Effect>,
+    ) {
+        self.tell_undelivered(from, to, id, reason, out);
+        if !self.peer_clocks.is_empty() {
+            out.push(Effect::ToPeers(
+                switchboard_proto::peer::PeerMsg::Undelivered {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    id: id.to_string(),
+                    reason: reason.to_string(),
+                },
+            ));
+        }
+    }
+
+    /// Tells this node's sessions of `from` that a message of theirs was not delivered.
+    pub(crate) fn tell_undelivered(
+        &self,
+        from: &str,
+        to: &str,
+        id: &str,
+        reason: &str,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(user) = self.users.get(&name_key(from)) else {
+            return;
+        };
+        let msg = switchboard_proto::ServerMsg::Undelivered {
+            to: to.to_string(),
+            id: id.to_string(),
+            reason: reason.to_string(),
+        };
+        for s in user.sessions.iter().filter(|s| self.is_ready(**s)) {
+            out.push(crate::core::send(*s, &msg));
+        }
+    }
+}

@@ -118,6 +118,12 @@ impl Core {
                 }
                 self.deliver_stable(out);
             }
+            PeerMsg::Undelivered {
+                from,
+                to,
+                id,
+                reason,
+            } => self.tell_undelivered(&from, &to, &id, &reason, out),
             PeerMsg::Challenge { .. }
             | PeerMsg::Prove { .. }
             | PeerMsg::Accepted { .. }

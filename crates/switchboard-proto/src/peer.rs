@@ -94,6 +94,14 @@ pub enum PeerMsg {
         snapshot: bool,
         users: Vec<UserPresence>,
     },
+    /// A direct message from `from` could not be handed to `to` on the sending node: every
+    /// node tells `from`'s sessions (ServerMsg::Undelivered).
+    Undelivered {
+        from: String,
+        to: String,
+        id: String,
+        reason: String,
+    },
 }
 
 #[cfg(test)]

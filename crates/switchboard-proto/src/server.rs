@@ -177,6 +177,14 @@ pub enum ServerMsg {
     },
     /// The node is going away (seed 002's EXIT): the connection closes right after.
     Shutdown { reason: String },
+    /// A direct message this user sent (`id`) could not be handed to `to`, a gateway client
+    /// (seed 002's relay) that stopped answering: `to` is now offline, and the message stays
+    /// in the conversation's history. Sent to every session of the sender, on every node.
+    Undelivered {
+        to: String,
+        id: String,
+        reason: String,
+    },
     /// The user's contact book, sorted by name.
     Contacts {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]

@@ -145,13 +145,7 @@ fn register(shared: &Arc<Shared>, addr: &str, name: &str, peer: SocketAddr) -> O
         .lock()
         .expect("relay lock")
         .insert(name.to_ascii_lowercase(), (name.to_string(), addr, session));
-    tokio::spawn(deliveries(
-        shared.clone(),
-        name.to_string(),
-        addr,
-        session,
-        outbox,
-    ));
+    tokio::spawn(deliveries(shared.clone(), name.to_string(), addr, outbox));
     Some("SUCCESS\n".into())
 }
 
@@ -222,34 +216,42 @@ fn relay(shared: &Shared, name: &str, dest: &str, body: &str) -> Option<String> 
     refused.then(|| format!("{dest}$$NOT-FOUND#"))
 }
 
-/// Hands a relay client its direct messages by dialling it; one that cannot be reached is
-/// marked offline.
-async fn deliveries(
-    shared: Arc<Shared>,
-    name: String,
-    addr: SocketAddr,
-    session: u64,
-    outbox: Arc<Outbox>,
-) {
+/// Hands a relay client its direct messages by dialling it. One that cannot be reached is
+/// marked offline, and the senders of what it missed are told (ServerMsg::Undelivered); a
+/// relay client told so hears seed 002's `<dest>$$NOT-FOUND#`.
+async fn deliveries(shared: Arc<Shared>, name: String, addr: SocketAddr, outbox: Arc<Outbox>) {
     let mut batch = Vec::new();
     loop {
         let closing = outbox.next_batch(&mut batch).await;
-        for frame in batch.drain(..) {
-            let Ok(ServerMsg::Message(m)) = switchboard_proto::decode_server(&frame) else {
-                continue;
+        let mut frames = batch.drain(..);
+        while let Some(frame) = frames.next() {
+            let text = match switchboard_proto::decode_server(&frame) {
+                Ok(ServerMsg::Message(m)) if m.room.is_none() && m.from != name => {
+                    format!("{}$${}$${}#", m.from, name, m.text)
+                }
+                Ok(ServerMsg::Undelivered { to, .. }) => format!("{to}$$NOT-FOUND#"),
+                _ => continue,
             };
-            if m.room.is_some() || m.from == name {
-                continue;
-            }
-            let text = format!("{}$${}$${}#", m.from, name, m.text);
             if deliver(addr, &text).await.is_err() {
                 tracing::info!(%name, %addr, "relay client unreachable: marked offline");
                 offline(&shared, &name);
+                // This message and any after it in the batch were not handed over.
+                let missed = std::iter::once(frame).chain(frames);
+                let reason = format!("{name} stopped answering and is now offline; the message stays in your conversation's history");
+                shared.run(|core, out| {
+                    for frame in missed {
+                        if let Ok(ServerMsg::Message(m)) = switchboard_proto::decode_server(&frame)
+                        {
+                            if m.room.is_none() && m.from != name {
+                                core.undelivered(&m.from, &name, &m.id, &reason, out);
+                            }
+                        }
+                    }
+                });
                 return;
             }
         }
         if closing.is_some() {
-            let _ = session;
             return;
         }
     }

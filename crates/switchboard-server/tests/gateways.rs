@@ -326,3 +326,155 @@ async fn seed_003_console_clients_speak_raw_json_after_their_request() {
     let (code, _) = http_get(s.addr, "/healthz").await;
     assert_eq!(code, 200);
 }
+
+/// Sends one seed 002 message from a given source address.
+async fn relay_send_from(source: &str, server: std::net::SocketAddr, text: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut s = socket.connect(server).await.unwrap();
+    s.write_all(text.as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut reply = String::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_string(&mut reply)).await;
+    reply
+}
+
+#[tokio::test]
+async fn seed_002_relay_dials_back_only_the_registering_host_and_survives_junk() {
+    let s = TestServer::start_with_contacts(|_| {}).await;
+    let relay = s.relay_addr.unwrap();
+    let own = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own_addr = own.local_addr().unwrap();
+    // From 127.0.0.2, a registration naming an address on 127.0.0.1 is refused: the relay
+    // would otherwise dial whatever host anyone asked it to.
+    assert_eq!(
+        relay_send_from("127.0.0.2", relay, &format!("{own_addr}$$mallory$$INIT#")).await,
+        "mallory$$NOT-FOUND#"
+    );
+    let mut nia = s.client("nia").await;
+    let err = nia.say(Target::User("mallory"), "hi").await;
+    assert!(
+        matches!(
+            err,
+            Err(switchboard_client::ClientError::Refused {
+                code: switchboard_proto::ErrorCode::NotFound,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+
+    // 64 KiB without '#' is dropped without an answer; so is a connection that stops mid-way.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut junk = tokio::net::TcpStream::connect(relay).await.unwrap();
+        let _ = junk.write_all(&vec![b'a'; 80 * 1024]).await;
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(WAIT, junk.read_to_end(&mut rest)).await;
+        assert!(
+            read.is_ok(),
+            "the relay closes a connection that never ends its message"
+        );
+        assert!(rest.is_empty());
+    }
+    // Everyone else is unaffected: a registration from the right host works.
+    assert_eq!(
+        relay_send_from("127.0.0.1", relay, &format!("{own_addr}$$zoe$$INIT#")).await,
+        "SUCCESS\n"
+    );
+    nia.say(Target::User("zoe"), "still here?").await.unwrap();
+    assert_eq!(relay_inbox(&own).await, "nia$$zoe$$still here?#");
+}
+
+/// The next `undelivered` notice a client gets.
+async fn next_undelivered(c: &mut switchboard_client::Client) -> (String, String) {
+    c.wait_for(WAIT, |m| match m {
+        switchboard_proto::ServerMsg::Undelivered { to, id, .. } => Some((to.clone(), id.clone())),
+        _ => None,
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_client_that_stops_answering_goes_offline_and_senders_are_told() {
+    // Two linked nodes: the relay client on a, a native sender on b, a relay sender on a.
+    let a = TestServer::start_with_contacts(clustered("a", vec![])).await;
+    let b = TestServer::start_with(clustered("b", vec![format!("ws://{}", a.addr)])).await;
+    wait_view(&a, "b up", |v| v.get("b").map(String::as_str) == Some("up")).await;
+    wait_view(&b, "a up", |v| v.get("a").map(String::as_str) == Some("up")).await;
+    let relay = a.relay_addr.unwrap();
+
+    let zoe_port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let zoe_addr = zoe_port.local_addr().unwrap();
+    let yan_port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let yan_addr = yan_port.local_addr().unwrap();
+    assert_eq!(
+        relay_send(relay, &format!("{zoe_addr}$$zoe$$INIT#")).await,
+        "SUCCESS\n"
+    );
+    assert_eq!(
+        relay_send(relay, &format!("{yan_addr}$$yan$$INIT#")).await,
+        "SUCCESS\n"
+    );
+
+    // nia, on the other node, reaches zoe while zoe listens...
+    let mut nia = b.client("nia").await;
+    let (first, _) = nia.say(Target::User("zoe"), "one").await.unwrap();
+    assert_eq!(relay_inbox(&zoe_port).await, "nia$$zoe$$one#");
+    // ...then zoe's program dies without saying OFFLINE.
+    drop(zoe_port);
+    let (second, _) = nia.say(Target::User("zoe"), "two").await.unwrap();
+    assert_ne!(first, second);
+    assert_eq!(
+        next_undelivered(&mut nia).await,
+        ("zoe".to_string(), second.clone())
+    );
+    // zoe is offline everywhere, and what was sent stays in the conversation's history.
+    let mut gone = false;
+    for _ in 0..100 {
+        let r = nia
+            .request(switchboard_proto::ClientMsg::Whois {
+                name: "zoe".into(),
+                reff: None,
+            })
+            .await;
+        // A guest name nobody holds any more is no user at all.
+        if let Err(switchboard_client::ClientError::Refused {
+            code: switchboard_proto::ErrorCode::NotFound,
+            ..
+        }) = r
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "zoe is shown offline");
+    let err = nia.say(Target::User("zoe"), "three").await;
+    assert!(
+        matches!(
+            err,
+            Err(switchboard_client::ClientError::Refused {
+                code: switchboard_proto::ErrorCode::NotFound,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let (history, _) = nia
+        .history(Target::User("zoe"), None, None, 10)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["one", "two"]);
+
+    // A relay sender writing to a relay client that died is dialled NOT-FOUND.
+    assert_eq!(
+        relay_send(relay, &format!("{zoe_addr}$$zed$$INIT#")).await,
+        "SUCCESS\n"
+    );
+    assert_eq!(relay_send(relay, "yan$$zed$$are you there?#").await, "");
+    assert_eq!(relay_inbox(&yan_port).await, "zed$$NOT-FOUND#");
+}
