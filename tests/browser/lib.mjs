@@ -92,10 +92,10 @@ export class Node {
 
   /**
    * Starts a node of a test cluster: fast heartbeats (100 ms) and failure detection (800 ms),
-   * linking to `peers` (other Nodes).
+   * linking to `peers` (other Nodes), with any `extra` flags.
    */
-  static async cluster(name, { peers = [] } = {}) {
-    const args = ['--cluster-secret', CLUSTER_SECRET, '--heartbeat-ms', '100', '--peer-timeout-ms', '800'];
+  static async cluster(name, { peers = [], extra = [] } = {}) {
+    const args = ['--cluster-secret', CLUSTER_SECRET, '--heartbeat-ms', '100', '--peer-timeout-ms', '800', ...extra];
     for (const p of peers) args.push('--peer', p.wsUrl);
     const node = new Node({ port: await freePort(), dataDir: tmpDir(), name, args });
     await node.start();

@@ -623,6 +623,8 @@ function onFrame(msg) {
     case 'message': {
       const conv = state.convFor(msg);
       deliver(conv, [msg], { live: true });
+      // Someone the online list does not show yet (signed in since the last refresh).
+      if (!state.online.some((n) => sameName(n, msg.from))) scheduleWho();
       // A conversation someone else started: fetch what came before, for context.
       if (conv.kind === 'dm' && !conv.loaded && !conv.loading) loadLatest(conv);
       break;
