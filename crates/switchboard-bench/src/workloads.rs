@@ -1,0 +1,422 @@
+//! The workloads: fanout, dm, connections and durable. A cluster run is fanout or dm given
+//! several servers: clients are spread over them in turn.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use tokio::sync::Semaphore;
+
+use crate::proto::{self, contains, stamp, Kind, Rx, Target, Tx};
+use crate::report::{server_usage, usage, Clock, Latencies, Report};
+
+/// How long a receiver waits for its next delivery before it counts the rest as lost.
+const SILENCE: Duration = Duration::from_secs(10);
+/// Connections opened at once.
+const CONNECTING: usize = 64;
+
+/// A name unique to this run (a server may remember guests for a moment after they leave).
+fn name(tag: &str, i: usize) -> String {
+    format!("{tag}{}x{i}", std::process::id() % 100_000)
+}
+
+/// Opens `n` connections (client `i` named by `name_of(i)`), `CONNECTING` at a time, in
+/// index order; client `i` is privileged when `privileged(i)`.
+async fn connect_all(
+    t: &Target,
+    n: usize,
+    name_of: impl Fn(usize) -> String,
+    privileged: impl Fn(usize) -> bool,
+) -> anyhow::Result<Vec<(Tx, Rx)>> {
+    let gate = Arc::new(Semaphore::new(CONNECTING));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let (t, name, p, gate) = (t.clone(), name_of(i), privileged(i), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            proto::connect(&t, i, &name, p).await
+        }));
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await? {
+            Ok(c) => out.push(c),
+            Err(e) => bail!("client {i}: {e:#}"),
+        }
+    }
+    Ok(out)
+}
+
+/// The text of a message: its send time, then padding up to `size` bytes.
+fn text(clock: &Clock, pad: &str) -> String {
+    format!("t={};{pad}", clock.now_ns())
+}
+
+fn padding(size: usize) -> String {
+    "x".repeat(size.saturating_sub(24))
+}
+
+/// Sends `n` messages made by `frame` at `rate` per second (0: flat out, fed in batches and
+/// flushed when the socket asks).
+async fn send_loop(
+    tx: &mut Tx,
+    n: usize,
+    rate: u64,
+    mut frame: impl FnMut() -> String,
+) -> anyhow::Result<()> {
+    let gap = (rate > 0).then(|| Duration::from_nanos(1_000_000_000 / rate));
+    let mut next = tokio::time::Instant::now();
+    for _ in 0..n {
+        if let Some(gap) = gap {
+            next += gap;
+            tokio::time::sleep_until(next).await;
+            tx.send(frame()).await?;
+        } else {
+            tx.feed(frame()).await?;
+        }
+    }
+    tx.flush().await
+}
+
+/// Reads deliveries until `expected` came or the line went silent; `skip` drops units that
+/// are not deliveries to count (a sender's own echo in a dm run).
+async fn receive_loop(
+    mut rx: Rx,
+    expected: u64,
+    clock: Clock,
+    skip: Option<Vec<u8>>,
+) -> (u64, Latencies, Rx) {
+    let mut lat = Latencies::with_capacity(expected as usize);
+    let mut got = 0;
+    let mut buf = Vec::with_capacity(512);
+    while got < expected {
+        match tokio::time::timeout(SILENCE, rx.next(&mut buf)).await {
+            Ok(Ok(true)) => {
+                if skip.as_deref().is_some_and(|s| contains(&buf, s)) {
+                    continue;
+                }
+                if let Some(sent) = stamp(&buf) {
+                    lat.push_ns(clock.now_ns().saturating_sub(sent));
+                    got += 1;
+                }
+            }
+            _ => break,
+        }
+    }
+    (got, lat, rx)
+}
+
+/// Parameters of a fan-out run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FanoutArgs {
+    /// Members of the room (senders included).
+    #[arg(long, default_value_t = 1000)]
+    pub members: usize,
+    /// Members that also send.
+    #[arg(long, default_value_t = 10)]
+    pub senders: usize,
+    /// Messages per sender.
+    #[arg(long, default_value_t = 2000)]
+    pub messages: usize,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Messages per second per sender; 0 sends flat out.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Room (channel, subject) name; a fresh one per run keeps runs independent.
+    #[arg(long, default_value = "bench")]
+    pub room: String,
+}
+
+/// N members in one room, S of them sending M messages each: deliveries per second and
+/// end-to-end latency.
+pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Result<Report> {
+    let clock = Clock::start();
+    let conns = connect_all(t, a.members, |i| name("f", i), |i| i < a.senders).await?;
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    let mut expected_total = 0;
+    for (i, (mut tx, mut rx)) in conns.into_iter().enumerate() {
+        proto::join(t.kind, &mut tx, &mut rx, &a.room).await?;
+        let from_others = a.senders.saturating_sub(usize::from(i < a.senders)) * a.messages;
+        let expected = if t.kind.echoes() {
+            (a.senders * a.messages) as u64
+        } else {
+            from_others as u64
+        };
+        expected_total += expected;
+        if i < a.senders {
+            senders.push(tx);
+        } else {
+            drop(tx);
+        }
+        receivers.push(tokio::spawn(receive_loop(rx, expected, clock, None)));
+    }
+    let before = pid.and_then(usage);
+    let t0 = Instant::now();
+    let pad = padding(a.size);
+    let mut sending = Vec::new();
+    for mut tx in senders {
+        let (kind, room, pad, n, rate) = (t.kind, a.room.clone(), pad.clone(), a.messages, a.rate);
+        sending.push(tokio::spawn(async move {
+            send_loop(&mut tx, n, rate, || {
+                proto::room_message(kind, &room, &text(&clock, &pad))
+            })
+            .await?;
+            anyhow::Ok(tx)
+        }));
+    }
+    let mut keep = Vec::new();
+    for s in sending {
+        keep.push(s.await??);
+    }
+    let mut lat = Latencies::default();
+    let mut total = 0;
+    for r in receivers {
+        let (got, l, _rx) = r.await?;
+        total += got;
+        lat.extend(l);
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let after = pid.and_then(usage);
+    let mut r = Report::new("fanout");
+    r.set("target", t.kind.name());
+    r.set("servers", t.servers.len());
+    r.set("members", a.members);
+    r.set("senders", a.senders);
+    r.set("messages", a.messages);
+    r.set("size", a.size);
+    r.set("rate", a.rate);
+    r.set("deliveries", total);
+    r.set("expected", expected_total);
+    r.set("lost", expected_total - total);
+    r.set("elapsed_s", elapsed);
+    r.set("deliveries_per_s", total as f64 / elapsed);
+    lat.report(&mut r);
+    server_usage(&mut r, before, after, elapsed);
+    drop(keep);
+    Ok(r)
+}
+
+/// Parameters of a direct-message run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DmArgs {
+    /// Pairs of users; each user sends to the other.
+    #[arg(long, default_value_t = 100)]
+    pub pairs: usize,
+    /// Messages each user sends.
+    #[arg(long, default_value_t = 1000)]
+    pub messages: usize,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Messages per second per user; 0 sends flat out.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+}
+
+/// P pairs exchanging direct messages: messages per second and latency. With several servers,
+/// the two users of a pair are on different ones.
+pub async fn dm(t: &Target, a: &DmArgs, pid: Option<u32>) -> anyhow::Result<Report> {
+    let clock = Clock::start();
+    let n = a.pairs * 2;
+    let conns = connect_all(t, n, |i| name("d", i), |_| true).await?;
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    for (i, (tx, rx)) in conns.into_iter().enumerate() {
+        // Switchboard hands a sender its own direct message too (for its other sessions).
+        let skip = (t.kind == Kind::Switchboard)
+            .then(|| format!(r#""from":"{}""#, name("d", i)).into_bytes());
+        receivers.push(tokio::spawn(receive_loop(
+            rx,
+            a.messages as u64,
+            clock,
+            skip,
+        )));
+        senders.push((i ^ 1, tx));
+    }
+    let before = pid.and_then(usage);
+    let t0 = Instant::now();
+    let pad = padding(a.size);
+    let mut sending = Vec::new();
+    for (partner, mut tx) in senders {
+        let (kind, to, pad, m, rate) =
+            (t.kind, name("d", partner), pad.clone(), a.messages, a.rate);
+        sending.push(tokio::spawn(async move {
+            send_loop(&mut tx, m, rate, || {
+                proto::direct_message(kind, &to, &text(&clock, &pad))
+            })
+            .await?;
+            anyhow::Ok(tx)
+        }));
+    }
+    let mut keep = Vec::new();
+    for s in sending {
+        keep.push(s.await??);
+    }
+    let mut lat = Latencies::default();
+    let mut total = 0;
+    for r in receivers {
+        let (got, l, _rx) = r.await?;
+        total += got;
+        lat.extend(l);
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let after = pid.and_then(usage);
+    let expected = (n * a.messages) as u64;
+    let mut r = Report::new("dm");
+    r.set("target", t.kind.name());
+    r.set("servers", t.servers.len());
+    r.set("pairs", a.pairs);
+    r.set("messages", a.messages);
+    r.set("size", a.size);
+    r.set("rate", a.rate);
+    r.set("delivered", total);
+    r.set("expected", expected);
+    r.set("lost", expected - total);
+    r.set("elapsed_s", elapsed);
+    r.set("messages_per_s", total as f64 / elapsed);
+    lat.report(&mut r);
+    server_usage(&mut r, before, after, elapsed);
+    drop(keep);
+    Ok(r)
+}
+
+/// Parameters of a connections run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionsArgs {
+    /// Idle connections to open.
+    #[arg(long, default_value_t = 18000)]
+    pub count: usize,
+    /// Seconds to hold them open once all are up.
+    #[arg(long, default_value_t = 2)]
+    pub hold: u64,
+}
+
+/// Ramps to C idle connections (each fully registered): connect rate and server memory per
+/// connection (the growth of its resident memory, divided by C).
+pub async fn connections(
+    t: &Target,
+    a: &ConnectionsArgs,
+    pid: Option<u32>,
+) -> anyhow::Result<Report> {
+    let before = pid.and_then(usage);
+    let t0 = Instant::now();
+    let conns = connect_all(t, a.count, |i| name("c", i), |_| false).await?;
+    let ramp = t0.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(a.hold)).await;
+    let after = pid.and_then(usage);
+    let mut r = Report::new("connections");
+    r.set("target", t.kind.name());
+    r.set("count", conns.len());
+    r.set("sources", t.sources);
+    r.set("ramp_s", ramp);
+    r.set("connects_per_s", conns.len() as f64 / ramp);
+    if let (Some(b), Some(a2)) = (before, after) {
+        let grown = a2.rss_kib.saturating_sub(b.rss_kib) * 1024;
+        r.set("server_rss_before_kib", b.rss_kib);
+        r.set("server_rss_after_kib", a2.rss_kib);
+        r.set("bytes_per_connection", grown as f64 / a.count.max(1) as f64);
+        r.set("server_cpu_s", a2.cpu_s - b.cpu_s);
+    }
+    drop(conns);
+    Ok(r)
+}
+
+/// Parameters of a durable run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DurableArgs {
+    /// Concurrent senders, each in a room of its own.
+    #[arg(long, default_value_t = 100)]
+    pub senders: usize,
+    /// Messages per sender.
+    #[arg(long, default_value_t = 2000)]
+    pub messages: usize,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+}
+
+/// Acknowledged messages per second: every `ack` means the message is on disk (Switchboard
+/// only: IRC and core NATS have no durable acknowledgement). The ack's `ref` carries the send
+/// time, so its latency is the time to durability.
+pub async fn durable(t: &Target, a: &DurableArgs, pid: Option<u32>) -> anyhow::Result<Report> {
+    if t.kind != Kind::Switchboard {
+        bail!("durable runs need acknowledgements: Switchboard only");
+    }
+    let clock = Clock::start();
+    let conns = connect_all(t, a.senders, |i| name("w", i), |_| true).await?;
+    let mut pairs = Vec::new();
+    for (i, (mut tx, mut rx)) in conns.into_iter().enumerate() {
+        let room = name("w", i);
+        proto::join(t.kind, &mut tx, &mut rx, &room).await?;
+        pairs.push((room, tx, rx));
+    }
+    let before = pid.and_then(usage);
+    let t0 = Instant::now();
+    let pad = padding(a.size);
+    let mut tasks = Vec::new();
+    for (room, mut tx, mut rx) in pairs {
+        let (pad, m) = (pad.clone(), a.messages);
+        tasks.push(tokio::spawn(async move {
+            let reader = tokio::spawn(async move {
+                let mut lat = Latencies::with_capacity(m);
+                let (mut acks, mut refused) = (0u64, 0u64);
+                let mut buf = Vec::with_capacity(512);
+                while acks + refused < m as u64 {
+                    match tokio::time::timeout(SILENCE, rx.next(&mut buf)).await {
+                        Ok(Ok(true)) => {
+                            if contains(&buf, br#""type":"ack""#) {
+                                if let Some(sent) = stamp(&buf) {
+                                    lat.push_ns(clock.now_ns().saturating_sub(sent));
+                                }
+                                acks += 1;
+                            } else if contains(&buf, br#""type":"error""#) {
+                                refused += 1;
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                (acks, refused, lat)
+            });
+            send_loop(&mut tx, m, 0, || {
+                format!(
+                    r#"{{"type":"send","room":"{room}","text":"{pad}","ref":"t={};"}}"#,
+                    clock.now_ns()
+                )
+            })
+            .await?;
+            let out = reader.await?;
+            anyhow::Ok((out, tx))
+        }));
+    }
+    let (mut acks, mut refused, mut lat) = (0, 0, Latencies::default());
+    let mut keep = Vec::new();
+    for task in tasks {
+        let ((a2, r2, l), tx) = task.await??;
+        acks += a2;
+        refused += r2;
+        lat.extend(l);
+        keep.push(tx);
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let after = pid.and_then(usage);
+    let expected = (a.senders * a.messages) as u64;
+    let mut r = Report::new("durable");
+    r.set("target", t.kind.name());
+    r.set("servers", t.servers.len());
+    r.set("senders", a.senders);
+    r.set("messages", a.messages);
+    r.set("size", a.size);
+    r.set("acked", acks);
+    r.set("refused", refused);
+    r.set("lost", expected - acks - refused);
+    r.set("elapsed_s", elapsed);
+    r.set("acks_per_s", acks as f64 / elapsed);
+    lat.report(&mut r);
+    server_usage(&mut r, before, after, elapsed);
+    drop(keep);
+    Ok(r)
+}
