@@ -36,7 +36,24 @@ pub(crate) fn now_ms() -> Millis {
 }
 
 /// Runs a connection to its end.
-pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, permit: OwnedSemaphorePermit) {
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    permit: OwnedSemaphorePermit,
+) -> impl std::future::Future<Output = ()> {
+    // Split before the connection's future is made: a future keeps room for everything it
+    // was given, and the whole WebSocket would otherwise sit in every idle connection's task
+    // next to the two halves that replace it.
+    let (sink, stream) = socket.split();
+    serve(shared, sink, stream, permit)
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    permit: OwnedSemaphorePermit,
+) {
     let session = shared.next_session.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("conn", session);
     async move {
@@ -49,7 +66,6 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, permit: OwnedSem
             .connections_total
             .fetch_add(1, Ordering::Relaxed);
         let outbox = Arc::new(Outbox::new(shared.cfg.outbox_bytes));
-        let (sink, stream) = socket.split();
         let writer = tokio::spawn(write_loop(
             sink,
             outbox.clone(),
@@ -147,7 +163,9 @@ impl Conn {
             Ok(Frame::End(end)) => return end,
             Ok(Frame::Text(t)) => t,
         };
-        if let Err(e) = self.hello(&text).await {
+        // Boxed, like `on_text` below: a future is as large as its largest state, and every
+        // idle connection would otherwise carry these rarely-live ones.
+        if let Err(e) = Box::pin(self.hello(&text)).await {
             return self.fail(e.code, &e.message);
         }
         if self.outbox.is_closing() {
@@ -164,7 +182,7 @@ impl Conn {
             match frame {
                 Frame::End(end) => return end,
                 Frame::Text(text) => {
-                    if let Some(end) = self.on_text(&text).await {
+                    if let Some(end) = Box::pin(self.on_text(&text)).await {
                         return end;
                     }
                 }
@@ -477,7 +495,7 @@ async fn write_loop(
             c = outbox.next_batch(&mut batch) => c,
             _ = ticker.tick() => {
                 let ping = sink.send(Message::Ping(bytes::Bytes::new()));
-                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, ping).await, Ok(Ok(()))) {
+                if !matches!(Box::pin(tokio::time::timeout(WRITE_TIMEOUT, ping)).await, Ok(Ok(()))) {
                     outbox.close(Closing { error: None, ws_code: 1001, reason: "write timeout".into() });
                     return;
                 }
@@ -491,7 +509,10 @@ async fn write_loop(
                 }
                 sink.flush().await
             };
-            if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
+            // Boxed (as `bye` below): the task of every idle connection is as large as its
+            // largest state, and these are live only while writing.
+            let write = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write));
+            if !matches!(write.await, Ok(Ok(()))) {
                 outbox.close(Closing {
                     error: None,
                     ws_code: 1001,
@@ -499,7 +520,8 @@ async fn write_loop(
                 });
                 return;
             }
-            batch.clear();
+            // An idle connection keeps no batch buffer; a busy one allocates one per batch.
+            batch = Vec::new();
         }
         if let Some(closing) = closing {
             let bye = async {
@@ -520,7 +542,7 @@ async fn write_loop(
                 .await?;
                 sink.close().await
             };
-            let _ = tokio::time::timeout(WRITE_TIMEOUT, bye).await;
+            let _ = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, bye)).await;
             return;
         }
     }

@@ -15,9 +15,12 @@ use crate::prepared::PreparedListener;
 use crate::shared::Shared;
 use crate::{conn, web};
 
-/// Bytes read from the socket at a time per connection. tungstenite's default (128 KiB) per
-/// connection would cost gigabytes at tens of thousands of idle connections.
-const READ_BUFFER: usize = 4 * 1024;
+/// Bytes read from the socket at a time per connection, allocated up front for every
+/// connection: the largest single cost of an idle connection (docs/benchmarks.md,
+/// "connections"). tungstenite's default (128 KiB) would cost gigabytes at tens of thousands of
+/// idle connections; 512 bytes still take a few typical frames per read, and a larger frame
+/// grows the buffer for as long as it needs.
+const READ_BUFFER: usize = 512;
 
 /// Bytes of outgoing frames gathered before the socket write: a writer's batch goes out in
 /// as few syscalls as this allows.

@@ -121,7 +121,13 @@ impl Outbox {
             {
                 let mut inner = self.inner.lock().expect("outbox lock");
                 if !inner.frames.is_empty() {
-                    batch.extend(inner.frames.drain(..));
+                    if batch.is_empty() {
+                        // Hand the queue's buffer over whole: an idle connection then keeps
+                        // no queue buffer at all (the writer drops the batch once written).
+                        *batch = Vec::from(std::mem::take(&mut inner.frames));
+                    } else {
+                        batch.extend(inner.frames.drain(..));
+                    }
                     inner.bytes = 0;
                     return None;
                 }
