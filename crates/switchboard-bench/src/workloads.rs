@@ -135,6 +135,7 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
     let clock = Clock::start();
     let conns = connect_all(t, a.members, |i| name("f", i), |i| i < a.senders).await?;
     let mut senders = Vec::new();
+    let mut idle = Vec::new();
     let mut receivers = Vec::new();
     let mut expected_total = 0;
     for (i, (mut tx, mut rx)) in conns.into_iter().enumerate() {
@@ -149,7 +150,9 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
         if i < a.senders {
             senders.push(tx);
         } else {
-            drop(tx);
+            // Kept open: dropping a TCP write half shuts it down, and IRC and NATS servers
+            // take that for the client leaving.
+            idle.push(tx);
         }
         receivers.push(tokio::spawn(receive_loop(rx, expected, clock, None)));
     }
@@ -195,7 +198,7 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
     r.set("deliveries_per_s", total as f64 / elapsed);
     lat.report(&mut r);
     server_usage(&mut r, before, after, elapsed);
-    drop(keep);
+    drop((keep, idle));
     Ok(r)
 }
 
