@@ -19,6 +19,14 @@ pub mod tls;
 mod web;
 mod writer;
 
+/// Internals re-exported for the crate's micro-benchmarks (`benches/outbox.rs`), which, being
+/// a separate crate, see only public items. Not part of the API: hidden from the docs and free
+/// to change.
+#[doc(hidden)]
+pub mod bench_api {
+    pub use crate::outbox::{Outbox, Pushed};
+}
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
