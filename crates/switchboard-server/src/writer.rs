@@ -62,11 +62,18 @@ fn run(shared: &Shared, doorbell: &Receiver<()>) {
                 m.store_batches.fetch_add(1, Ordering::Relaxed);
                 m.store_ops.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let count = batch.len();
-                // Our own ops go to every peer once they are durable here.
-                let own: Vec<_> = batch
-                    .drain(..)
-                    .filter(|op| op.meta.origin == shared.cfg.node_name)
-                    .collect();
+                // Our own ops go to every peer once they are durable here. With no link open
+                // there is nobody to serialise them for: a link that opens later catches up
+                // from the store, where they already are.
+                let own: Vec<_> = if shared.cluster.has_links() {
+                    batch
+                        .drain(..)
+                        .filter(|op| op.meta.origin == shared.cfg.node_name)
+                        .collect()
+                } else {
+                    batch.clear();
+                    Vec::new()
+                };
                 // Queued to the links before `committed`: a clock read after it vouches for
                 // these ops, so they must already be ahead of it on every link.
                 if !own.is_empty() {

@@ -197,6 +197,11 @@ impl Cluster {
 
     /// Queues a frame to every linked peer. A link whose queue is full is closed rather than
     /// waited for: its peer catches up from the store when it relinks.
+    /// Whether any peer link is open (a link opened later catches up from the store).
+    pub fn has_links(&self) -> bool {
+        !self.links.lock().expect("links lock").is_empty()
+    }
+
     pub fn broadcast(&self, frame: &str) {
         for (id, link) in self.links.lock().expect("links lock").iter() {
             if link.frames.try_send(frame.to_string()).is_err() {
