@@ -80,14 +80,10 @@ async fn send_loop(
 
 /// Reads deliveries until `expected` came or the line went silent; `skip` drops units that
 /// are not deliveries to count (a sender's own echo in a dm run).
-async fn receive_loop(
-    mut rx: Rx,
-    expected: u64,
-    clock: Clock,
-    skip: Option<Vec<u8>>,
-) -> (u64, Latencies, Rx) {
+async fn receive_loop(mut rx: Rx, expected: u64, clock: Clock, skip: Option<Vec<u8>>) -> Received {
     let mut lat = Latencies::with_capacity(expected as usize);
     let mut got = 0;
+    let mut last_ns = 0;
     let mut buf = Vec::with_capacity(512);
     while got < expected {
         match tokio::time::timeout(SILENCE, rx.next(&mut buf)).await {
@@ -96,14 +92,46 @@ async fn receive_loop(
                     continue;
                 }
                 if let Some(sent) = stamp(&buf) {
-                    lat.push_ns(clock.now_ns().saturating_sub(sent));
+                    last_ns = clock.now_ns();
+                    lat.push_ns(last_ns.saturating_sub(sent));
                     got += 1;
                 }
             }
             _ => break,
         }
     }
-    (got, lat, rx)
+    Received {
+        got,
+        lat,
+        last_ns,
+        _rx: rx,
+    }
+}
+
+/// What one receiver got: the count, the latencies, and when the last one came (so that a
+/// run's rate is not diluted by the wait that detects a loss).
+struct Received {
+    got: u64,
+    lat: Latencies,
+    last_ns: u64,
+    _rx: Rx,
+}
+
+/// Sums the receivers: deliveries, latencies, and the seconds from `start_ns` to the last
+/// delivery.
+async fn gather(
+    receivers: Vec<tokio::task::JoinHandle<Received>>,
+    start_ns: u64,
+) -> anyhow::Result<(u64, Latencies, f64)> {
+    let mut lat = Latencies::default();
+    let (mut total, mut last) = (0, start_ns);
+    for r in receivers {
+        let r = r.await?;
+        total += r.got;
+        last = last.max(r.last_ns);
+        lat.extend(r.lat);
+    }
+    Ok((total, lat, (last - start_ns) as f64 / 1e9))
 }
 
 /// Parameters of a fan-out run.
@@ -157,7 +185,7 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
         receivers.push(tokio::spawn(receive_loop(rx, expected, clock, None)));
     }
     let before = pid.and_then(usage);
-    let t0 = Instant::now();
+    let t0 = clock.now_ns();
     let pad = padding(a.size);
     let mut sending = Vec::new();
     for mut tx in senders {
@@ -174,14 +202,7 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
     for s in sending {
         keep.push(s.await??);
     }
-    let mut lat = Latencies::default();
-    let mut total = 0;
-    for r in receivers {
-        let (got, l, _rx) = r.await?;
-        total += got;
-        lat.extend(l);
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
+    let (total, lat, elapsed) = gather(receivers, t0).await?;
     let after = pid.and_then(usage);
     let mut r = Report::new("fanout");
     r.set("target", t.kind.name());
@@ -224,7 +245,12 @@ pub struct DmArgs {
 pub async fn dm(t: &Target, a: &DmArgs, pid: Option<u32>) -> anyhow::Result<Report> {
     let clock = Clock::start();
     let n = a.pairs * 2;
-    let conns = connect_all(t, n, |i| name("d", i), |_| true).await?;
+    let mut conns = connect_all(t, n, |i| name("d", i), |_| true).await?;
+    if t.kind == Kind::Switchboard {
+        for (i, (tx, rx)) in conns.iter_mut().enumerate() {
+            until_known(tx, rx, &name("d", i ^ 1)).await?;
+        }
+    }
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
     for (i, (tx, rx)) in conns.into_iter().enumerate() {
@@ -240,7 +266,7 @@ pub async fn dm(t: &Target, a: &DmArgs, pid: Option<u32>) -> anyhow::Result<Repo
         senders.push((i ^ 1, tx));
     }
     let before = pid.and_then(usage);
-    let t0 = Instant::now();
+    let t0 = clock.now_ns();
     let pad = padding(a.size);
     let mut sending = Vec::new();
     for (partner, mut tx) in senders {
@@ -258,14 +284,7 @@ pub async fn dm(t: &Target, a: &DmArgs, pid: Option<u32>) -> anyhow::Result<Repo
     for s in sending {
         keep.push(s.await??);
     }
-    let mut lat = Latencies::default();
-    let mut total = 0;
-    for r in receivers {
-        let (got, l, _rx) = r.await?;
-        total += got;
-        lat.extend(l);
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
+    let (total, lat, elapsed) = gather(receivers, t0).await?;
     let after = pid.and_then(usage);
     let expected = (n * a.messages) as u64;
     let mut r = Report::new("dm");
@@ -284,6 +303,32 @@ pub async fn dm(t: &Target, a: &DmArgs, pid: Option<u32>) -> anyhow::Result<Repo
     server_usage(&mut r, before, after, elapsed);
     drop(keep);
     Ok(r)
+}
+
+/// Switchboard: waits until `partner` is in this client's directory. On a cluster, presence
+/// takes a moment to reach every node, and a message sent before it would be refused as
+/// `not_found` (and counted lost).
+async fn until_known(tx: &mut Tx, rx: &mut Rx, partner: &str) -> anyhow::Result<()> {
+    let mut buf = Vec::with_capacity(512);
+    for _ in 0..200 {
+        tx.send(format!(
+            r#"{{"type":"whois","name":"{partner}","ref":"w"}}"#
+        ))
+        .await?;
+        loop {
+            if !rx.next(&mut buf).await? {
+                bail!("closed while looking up {partner}");
+            }
+            if contains(&buf, br#""ref":"w""#) {
+                break;
+            }
+        }
+        if contains(&buf, br#""online":true"#) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{partner} never showed up in the directory")
 }
 
 /// Parameters of a connections run.
