@@ -133,7 +133,11 @@ def bench(server, workload, args, pid=True, sources=1):
     if pid and len(server.pids) == 1:
         cmd += ["--server-pid", str(server.pids[0])]
     if server.kind == "ngircd":
-        cmd += ["--irc-oper", "bench:bench"]
+        # Operators may set +F (relaxed flood protection); ngircd's listen backlog is 10.
+        cmd += ["--irc-oper", "bench:bench", "--connecting", "8"]
+    if server.kind == "inspircd":
+        # InspIRCd answers a registration on its next one-second tick: open many at once.
+        cmd += ["--connecting", "1000"]
     cmd += [workload] + [str(a) for a in args]
     shown = " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)
     print(f"$ {shown}", flush=True)

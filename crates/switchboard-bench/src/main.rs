@@ -25,6 +25,9 @@ struct Cli {
     /// protection.
     #[arg(long, global = true)]
     irc_oper: Option<String>,
+    /// Connections opened at once.
+    #[arg(long, global = true, default_value_t = 64)]
+    connecting: usize,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -44,7 +47,8 @@ enum Workload {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let target = Target::parse(&cli.url, cli.sources, cli.irc_oper.as_deref())?;
+    let mut target = Target::parse(&cli.url, cli.sources, cli.irc_oper.as_deref())?;
+    target.connecting = cli.connecting;
     let report = match &cli.workload {
         Workload::Fanout(a) => workloads::fanout(&target, a, cli.server_pid).await?,
         Workload::Dm(a) => workloads::dm(&target, a, cli.server_pid).await?,

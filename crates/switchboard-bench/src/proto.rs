@@ -52,6 +52,9 @@ pub struct Target {
     /// IRC: `OPER name password` for senders, then `MODE nick +F` (ngircd's relaxed flood
     /// protection), so that a flat-out sender is not throttled.
     pub irc_oper: Option<(String, String)>,
+    /// Connections opened at once (ngircd's listen backlog is 10; InspIRCd answers a
+    /// registration on its next one-second tick).
+    pub connecting: usize,
 }
 
 impl Target {
@@ -90,6 +93,7 @@ impl Target {
             servers,
             sources: sources.max(1),
             irc_oper,
+            connecting: 64,
         })
     }
 

@@ -12,15 +12,13 @@ use crate::report::{server_usage, usage, Clock, Latencies, Report};
 
 /// How long a receiver waits for its next delivery before it counts the rest as lost.
 const SILENCE: Duration = Duration::from_secs(10);
-/// Connections opened at once.
-const CONNECTING: usize = 64;
 
 /// A name unique to this run (a server may remember guests for a moment after they leave).
 fn name(tag: &str, i: usize) -> String {
     format!("{tag}{}x{i}", std::process::id() % 100_000)
 }
 
-/// Opens `n` connections (client `i` named by `name_of(i)`), `CONNECTING` at a time, in
+/// Opens `n` connections (client `i` named by `name_of(i)`), `t.connecting` at a time, in
 /// index order; client `i` is privileged when `privileged(i)`.
 async fn connect_all(
     t: &Target,
@@ -28,7 +26,7 @@ async fn connect_all(
     name_of: impl Fn(usize) -> String,
     privileged: impl Fn(usize) -> bool,
 ) -> anyhow::Result<Vec<(Tx, Rx)>> {
-    let gate = Arc::new(Semaphore::new(CONNECTING));
+    let gate = Arc::new(Semaphore::new(t.connecting.max(1)));
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
         let (t, name, p, gate) = (t.clone(), name_of(i), privileged(i), gate.clone());
