@@ -11,13 +11,9 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::{bail, Context};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -103,25 +99,50 @@ impl Target {
     }
 }
 
-type Ws = WebSocketStream<TcpStream>;
-
-/// The sending half of a connection.
+/// The sending half of a connection: WebSocket text frames or lines, buffered.
+///
+/// The WebSocket side is written by hand (RFC 6455 framing, after a plain HTTP upgrade): the
+/// load generator must not be the bottleneck, and a client library's per-frame work (message
+/// types, UTF-8 validation, copies) made it one. Client frames are masked with a zero key,
+/// which the protocol allows and which leaves the payload as it is.
 pub enum Tx {
-    Ws(SplitSink<Ws, Message>),
+    Ws(BufWriter<OwnedWriteHalf>),
     Line(BufWriter<OwnedWriteHalf>),
 }
 
 /// The receiving half of a connection.
 pub enum Rx {
-    Ws(SplitStream<Ws>),
+    Ws(BufReader<OwnedReadHalf>),
     Line(BufReader<OwnedReadHalf>),
 }
+
+/// Reads 64 KiB at a time, so that a burst of frames costs few system calls.
+const READ_BUFFER: usize = 64 * 1024;
 
 impl Tx {
     /// Queues one frame or line (flushed by `flush`, or when buffers fill).
     pub async fn feed(&mut self, text: String) -> anyhow::Result<()> {
         match self {
-            Tx::Ws(s) => s.feed(Message::text(text)).await?,
+            Tx::Ws(w) => {
+                let len = text.len();
+                let mut head = [0u8; 14];
+                head[0] = 0x81; // FIN, text
+                let n = if len < 126 {
+                    head[1] = 0x80 | len as u8;
+                    2
+                } else if len <= u16::MAX as usize {
+                    head[1] = 0x80 | 126;
+                    head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                    4
+                } else {
+                    head[1] = 0x80 | 127;
+                    head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+                    10
+                };
+                // The mask key follows the length: four zero bytes.
+                w.write_all(&head[..n + 4]).await?;
+                w.write_all(text.as_bytes()).await?;
+            }
             Tx::Line(w) => w.write_all(text.as_bytes()).await?,
         }
         Ok(())
@@ -129,8 +150,7 @@ impl Tx {
 
     pub async fn flush(&mut self) -> anyhow::Result<()> {
         match self {
-            Tx::Ws(s) => s.flush().await?,
-            Tx::Line(w) => w.flush().await?,
+            Tx::Ws(w) | Tx::Line(w) => w.flush().await?,
         }
         Ok(())
     }
@@ -147,15 +167,32 @@ impl Rx {
     pub async fn next(&mut self, buf: &mut Vec<u8>) -> anyhow::Result<bool> {
         buf.clear();
         match self {
-            Rx::Ws(s) => loop {
-                match s.next().await {
-                    Some(Ok(Message::Text(t))) => {
-                        buf.extend_from_slice(t.as_bytes());
-                        return Ok(true);
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Ok(false),
+            Rx::Ws(r) => loop {
+                // RFC 6455: server frames are not masked. Pings need no answer here: a run is
+                // far shorter than the node's idle timeout.
+                let b0 = match r.read_u8().await {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+                    Err(e) => return Err(e.into()),
+                };
+                let b1 = r.read_u8().await?;
+                let len = match b1 & 0x7f {
+                    126 => r.read_u16().await? as usize,
+                    127 => r.read_u64().await? as usize,
+                    n => n as usize,
+                };
+                if b1 & 0x80 != 0 {
+                    let mut mask = [0u8; 4];
+                    r.read_exact(&mut mask).await?;
+                }
+                let start = buf.len();
+                buf.resize(start + len, 0);
+                r.read_exact(&mut buf[start..]).await?;
+                match b0 & 0x0f {
+                    0x1 | 0x0 if b0 & 0x80 != 0 => return Ok(true),
+                    0x1 | 0x0 => continue,
+                    0x8 => return Ok(false),
+                    _ => buf.truncate(start),
                 }
             },
             Rx::Line(r) => {
@@ -248,10 +285,35 @@ pub async fn connect(
     let stream = tcp(server, i, t.sources).await?;
     match t.kind {
         Kind::Switchboard => {
-            let url = format!("ws://{server}/v1/ws");
-            let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream).await?;
-            let (tx, rx) = ws.split();
-            let (mut tx, mut rx) = (Tx::Ws(tx), Rx::Ws(rx));
+            let (r, w) = stream.into_split();
+            let mut r = BufReader::with_capacity(READ_BUFFER, r);
+            let mut w = BufWriter::with_capacity(64 * 1024, w);
+            // The upgrade (the accept key is not checked: this is a load generator).
+            w.write_all(
+                format!(
+                    "GET /v1/ws HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\n\
+                     Connection: Upgrade\r\nSec-WebSocket-Key: c3dpdGNoYm9hcmQtYmVuY2g=\r\n\
+                     Sec-WebSocket-Version: 13\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await?;
+            w.flush().await?;
+            let mut line = Vec::new();
+            r.read_until(b'\n', &mut line).await?;
+            if !contains(&line, b" 101 ") {
+                bail!("upgrade refused: {}", String::from_utf8_lossy(&line).trim());
+            }
+            loop {
+                line.clear();
+                if r.read_until(b'\n', &mut line).await? == 0 {
+                    bail!("closed during the upgrade");
+                }
+                if line == b"\r\n" {
+                    break;
+                }
+            }
+            let (mut tx, mut rx) = (Tx::Ws(w), Rx::Ws(r));
             tx.send(format!(r#"{{"type":"hello","v":1,"name":"{name}"}}"#))
                 .await?;
             rx.until(&mut tx, r#""type":"welcome""#, "welcome").await?;
@@ -261,7 +323,7 @@ pub async fn connect(
             let (r, w) = stream.into_split();
             let (mut tx, mut rx) = (
                 Tx::Line(BufWriter::with_capacity(64 * 1024, w)),
-                Rx::Line(BufReader::with_capacity(64 * 1024, r)),
+                Rx::Line(BufReader::with_capacity(READ_BUFFER, r)),
             );
             tx.send(format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\n"))
                 .await?;
@@ -277,7 +339,7 @@ pub async fn connect(
             let (r, w) = stream.into_split();
             let (mut tx, mut rx) = (
                 Tx::Line(BufWriter::with_capacity(64 * 1024, w)),
-                Rx::Line(BufReader::with_capacity(64 * 1024, r)),
+                Rx::Line(BufReader::with_capacity(READ_BUFFER, r)),
             );
             rx.until(&mut tx, "INFO", "NATS INFO").await?;
             tx.send(format!(

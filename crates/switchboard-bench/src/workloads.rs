@@ -26,17 +26,27 @@ async fn connect_all(
     name_of: impl Fn(usize) -> String,
     privileged: impl Fn(usize) -> bool,
 ) -> anyhow::Result<Vec<(Tx, Rx)>> {
+    connect_range(t, 0..n, name_of, privileged).await
+}
+
+/// `connect_all` for the clients numbered `range`.
+async fn connect_range(
+    t: &Target,
+    range: std::ops::Range<usize>,
+    name_of: impl Fn(usize) -> String,
+    privileged: impl Fn(usize) -> bool,
+) -> anyhow::Result<Vec<(Tx, Rx)>> {
     let gate = Arc::new(Semaphore::new(t.connecting.max(1)));
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
+    let mut tasks = Vec::with_capacity(range.len());
+    for i in range.clone() {
         let (t, name, p, gate) = (t.clone(), name_of(i), privileged(i), gate.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await?;
             proto::connect(&t, i, &name, p).await
         }));
     }
-    let mut out = Vec::with_capacity(n);
-    for (i, task) in tasks.into_iter().enumerate() {
+    let mut out = Vec::with_capacity(tasks.len());
+    for (i, task) in range.zip(tasks) {
         match task.await? {
             Ok(c) => out.push(c),
             Err(e) => bail!("client {i}: {e:#}"),
@@ -77,16 +87,24 @@ async fn send_loop(
 }
 
 /// Reads deliveries until `expected` came or the line went silent; `skip` drops units that
-/// are not deliveries to count (a sender's own echo in a dm run).
+/// are not deliveries to count (a sender's own echo in a dm run). Refusals counted here are
+/// of this client's own sends (a dm partner then waits out the silence; the rate is taken to
+/// the last delivery, so it is not diluted).
 async fn receive_loop(mut rx: Rx, expected: u64, clock: Clock, skip: Option<Vec<u8>>) -> Received {
     let mut lat = Latencies::with_capacity(expected as usize);
-    let mut got = 0;
+    let (mut got, mut refused) = (0, 0);
     let mut last_ns = 0;
     let mut buf = Vec::with_capacity(512);
     while got < expected {
         match tokio::time::timeout(SILENCE, rx.next(&mut buf)).await {
             Ok(Ok(true)) => {
                 if skip.as_deref().is_some_and(|s| contains(&buf, s)) {
+                    continue;
+                }
+                // Switchboard sheds load it cannot make durable in time (`busy`): the
+                // sender is told, and such a message is counted as refused, not lost.
+                if contains(&buf, br#""code":"busy""#) {
+                    refused += 1;
                     continue;
                 }
                 if let Some(sent) = stamp(&buf) {
@@ -100,6 +118,7 @@ async fn receive_loop(mut rx: Rx, expected: u64, clock: Clock, skip: Option<Vec<
     }
     Received {
         got,
+        refused,
         lat,
         last_ns,
         _rx: rx,
@@ -110,6 +129,7 @@ async fn receive_loop(mut rx: Rx, expected: u64, clock: Clock, skip: Option<Vec<
 /// run's rate is not diluted by the wait that detects a loss).
 struct Received {
     got: u64,
+    refused: u64,
     lat: Latencies,
     last_ns: u64,
     _rx: Rx,
@@ -120,16 +140,17 @@ struct Received {
 async fn gather(
     receivers: Vec<tokio::task::JoinHandle<Received>>,
     start_ns: u64,
-) -> anyhow::Result<(u64, Latencies, f64)> {
+) -> anyhow::Result<(u64, u64, Latencies, f64)> {
     let mut lat = Latencies::default();
-    let (mut total, mut last) = (0, start_ns);
+    let (mut total, mut refused, mut last) = (0, 0, start_ns);
     for r in receivers {
         let r = r.await?;
         total += r.got;
+        refused += r.refused;
         last = last.max(r.last_ns);
         lat.extend(r.lat);
     }
-    Ok((total, lat, (last - start_ns) as f64 / 1e9))
+    Ok((total, refused, lat, (last - start_ns) as f64 / 1e9))
 }
 
 /// Parameters of a fan-out run.
@@ -200,7 +221,7 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
     for s in sending {
         keep.push(s.await??);
     }
-    let (total, lat, elapsed) = gather(receivers, t0).await?;
+    let (total, refused, lat, elapsed) = gather(receivers, t0).await?;
     let after = pid.and_then(usage);
     let mut r = Report::new("fanout");
     r.set("target", t.kind.name());
@@ -212,7 +233,8 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
     r.set("rate", a.rate);
     r.set("deliveries", total);
     r.set("expected", expected_total);
-    r.set("lost", expected_total - total);
+    r.set("refused", refused);
+    r.set("lost", expected_total - total - refused);
     r.set("elapsed_s", elapsed);
     r.set("deliveries_per_s", total as f64 / elapsed);
     lat.report(&mut r);
@@ -282,7 +304,7 @@ pub async fn dm(t: &Target, a: &DmArgs, pid: Option<u32>) -> anyhow::Result<Repo
     for s in sending {
         keep.push(s.await??);
     }
-    let (total, lat, elapsed) = gather(receivers, t0).await?;
+    let (total, refused, lat, elapsed) = gather(receivers, t0).await?;
     let after = pid.and_then(usage);
     let expected = (n * a.messages) as u64;
     let mut r = Report::new("dm");
@@ -294,7 +316,8 @@ pub async fn dm(t: &Target, a: &DmArgs, pid: Option<u32>) -> anyhow::Result<Repo
     r.set("rate", a.rate);
     r.set("delivered", total);
     r.set("expected", expected);
-    r.set("lost", expected - total);
+    r.set("refused", refused);
+    r.set("lost", expected - total - refused);
     r.set("elapsed_s", elapsed);
     r.set("messages_per_s", total as f64 / elapsed);
     lat.report(&mut r);
@@ -341,16 +364,25 @@ pub struct ConnectionsArgs {
 }
 
 /// Ramps to C idle connections (each fully registered): connect rate and server memory per
-/// connection (the growth of its resident memory, divided by C).
+/// connection. Memory is the growth of the server's resident memory from a first tenth of the
+/// connections to all of them, divided by the other nine tenths: the marginal cost of one more
+/// connection, without the server's one-time costs (runtime, first allocations) that the first
+/// connections bring.
 pub async fn connections(
     t: &Target,
     a: &ConnectionsArgs,
     pid: Option<u32>,
 ) -> anyhow::Result<Report> {
+    let warm = (a.count / 10).max(1).min(a.count);
     let before = pid.and_then(usage);
     let t0 = Instant::now();
-    let conns = connect_all(t, a.count, |i| name("c", i), |_| false).await?;
-    let ramp = t0.elapsed().as_secs_f64();
+    let mut conns = connect_range(t, 0..warm, |i| name("c", i), |_| false).await?;
+    let ramp_warm = t0.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mid = pid.and_then(usage);
+    let t1 = Instant::now();
+    conns.extend(connect_range(t, warm..a.count, |i| name("c", i), |_| false).await?);
+    let ramp = ramp_warm + t1.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(a.hold)).await;
     let after = pid.and_then(usage);
     let mut r = Report::new("connections");
@@ -359,11 +391,19 @@ pub async fn connections(
     r.set("sources", t.sources);
     r.set("ramp_s", ramp);
     r.set("connects_per_s", conns.len() as f64 / ramp);
-    if let (Some(b), Some(a2)) = (before, after) {
-        let grown = a2.rss_kib.saturating_sub(b.rss_kib) * 1024;
+    if let (Some(b), Some(m), Some(a2)) = (before, mid, after) {
+        let marginal = a2.rss_kib.saturating_sub(m.rss_kib) * 1024;
+        let total = a2.rss_kib.saturating_sub(b.rss_kib) * 1024;
         r.set("server_rss_before_kib", b.rss_kib);
         r.set("server_rss_after_kib", a2.rss_kib);
-        r.set("bytes_per_connection", grown as f64 / a.count.max(1) as f64);
+        r.set(
+            "bytes_per_connection",
+            marginal as f64 / (a.count - warm).max(1) as f64,
+        );
+        r.set(
+            "bytes_per_connection_total",
+            total as f64 / a.count.max(1) as f64,
+        );
         r.set("server_cpu_s", a2.cpu_s - b.cpu_s);
     }
     drop(conns);

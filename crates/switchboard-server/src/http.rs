@@ -18,9 +18,9 @@ use crate::{conn, web};
 /// Bytes read from the socket at a time per connection, allocated up front for every
 /// connection: the largest single cost of an idle connection (docs/benchmarks.md,
 /// "connections"). tungstenite's default (128 KiB) would cost gigabytes at tens of thousands of
-/// idle connections; 512 bytes still take a few typical frames per read, and a larger frame
-/// grows the buffer for as long as it needs.
-const READ_BUFFER: usize = 512;
+/// idle connections. 256 bytes take a typical frame or two per read (clients send far less
+/// than they receive), and a larger frame grows the buffer for as long as it needs.
+const READ_BUFFER: usize = 256;
 
 /// Bytes of outgoing frames gathered before the socket write: a writer's batch goes out in
 /// as few syscalls as this allows.
