@@ -54,6 +54,18 @@ pub struct Restore {
     pub contacts: Vec<(String, String, Option<String>, Stamp)>,
 }
 
+/// Counts of users, rooms and nodes: see [`Core::census`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    /// Users online anywhere in the cluster.
+    pub users: usize,
+    /// Users online on this node.
+    pub local_users: usize,
+    pub rooms: usize,
+    /// This node and the peers whose link is up.
+    pub nodes: usize,
+}
+
 /// How a `hello` was authenticated by the server before it reached the core.
 #[derive(Debug, Clone)]
 pub enum Auth {
@@ -273,6 +285,28 @@ impl Core {
         self.accounts
             .get(&name.to_ascii_lowercase())
             .map(|(_, h)| h.clone())
+    }
+
+    /// A registered name as it was registered (its case), if it is.
+    pub fn registered_name(&self, name: &str) -> Option<String> {
+        self.accounts
+            .get(&name.to_ascii_lowercase())
+            .map(|(n, _)| n.clone())
+    }
+
+    /// Whether a name is registered (so whoever speaks under it signed in with its password).
+    pub fn is_registered(&self, name: &str) -> bool {
+        self.accounts.contains_key(&name.to_ascii_lowercase())
+    }
+
+    /// How big the service is, for gateways that report it (IRC's LUSERS).
+    pub fn census(&self) -> Census {
+        Census {
+            users: self.everyone().len(),
+            local_users: self.users.len(),
+            rooms: self.rooms.len(),
+            nodes: 1 + self.peer_clocks.len(),
+        }
     }
 
     /// Open sessions.

@@ -19,7 +19,7 @@ mod presence;
 mod replica;
 mod rooms;
 
-pub use crate::core::{Auth, Config, Core, Restore, SessionId, Stamp};
+pub use crate::core::{Auth, Census, Config, Core, Restore, SessionId, Stamp};
 pub use effect::Effect;
 pub use replica::Skipped;
 pub use switchboard_proto::ops::{InboxEntry, Op, OpBody, OpMeta};

@@ -6,6 +6,7 @@ mod cluster;
 mod config;
 mod conn;
 mod http;
+mod irc;
 mod lobby;
 mod metrics;
 mod outbox;
@@ -59,7 +60,8 @@ pub async fn serve(
     serve_with(listener, None, None, config, shutdown).await
 }
 
-/// [`serve`], plus seed 000's binary contacts protocol on `contacts` when given.
+/// [`serve`], plus seed 000's binary contacts protocol on `contacts` and seed 002's relay on
+/// `relay` when given.
 pub async fn serve_with(
     listener: TcpListener,
     contacts: Option<TcpListener>,
@@ -67,7 +69,61 @@ pub async fn serve_with(
     config: Config,
     shutdown: impl Future<Output = String> + Send,
 ) -> anyhow::Result<()> {
+    let listeners = Listeners {
+        contacts,
+        relay,
+        ..Listeners::new(listener)
+    };
+    serve_listeners(listeners, config, shutdown).await
+}
+
+/// The sockets a node serves, bound by the caller: HTTP and WebSocket (always), and the
+/// gateways that are switched on.
+pub struct Listeners {
+    /// HTTP: the native WebSocket protocol, the web page, seeds 001 and 003, peers.
+    pub http: TcpListener,
+    /// Seed 000's binary contacts protocol.
+    pub contacts: Option<TcpListener>,
+    /// Seed 002's directory relay.
+    pub relay: Option<TcpListener>,
+    /// IRC in plain text (6667 by convention).
+    pub irc: Option<TcpListener>,
+    /// IRC over TLS with the node's certificate (6697 by convention); needs `Config::tls`.
+    pub ircs: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Only HTTP.
+    pub fn new(http: TcpListener) -> Listeners {
+        Listeners {
+            http,
+            contacts: None,
+            relay: None,
+            irc: None,
+            ircs: None,
+        }
+    }
+}
+
+/// Runs a node on the given listeners until `shutdown` resolves with the reason to give
+/// clients (see [`serve`]).
+pub async fn serve_listeners(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = String> + Send,
+) -> anyhow::Result<()> {
+    let Listeners {
+        http: listener,
+        contacts,
+        relay,
+        irc,
+        ircs,
+    } = listeners;
     config.validate()?;
+    anyhow::ensure!(
+        ircs.is_none() || config.tls.is_some(),
+        "IRC over TLS needs the node's certificate and key (--tls-cert, --tls-key)"
+    );
     let tls_config = match &config.tls {
         Some((cert, key)) => Some(tls::server_config(cert, key)?),
         None => None,
@@ -130,6 +186,7 @@ pub async fn serve_with(
         cluster,
         contact_changes: tokio::sync::broadcast::channel(4096).0,
         relay: seed002::Registry::default(),
+        irc: irc::Registry::default(),
     });
     let writer = writer::spawn(shared.clone(), doorbell_rx);
     let upkeep = writer::spawn_maintenance(shared.clone());
@@ -143,6 +200,14 @@ pub async fn serve_with(
         tracing::info!(addr = ?l.local_addr(), "seed 002 relay listening");
         tokio::spawn(seed002::listen(shared.clone(), l))
     });
+    if let Some(l) = irc {
+        tracing::info!(addr = %l.local_addr()?, "IRC listening");
+        tokio::spawn(irc::listen(shared.clone(), l, None));
+    }
+    if let Some(l) = ircs {
+        tracing::info!(addr = %l.local_addr()?, "IRC over TLS listening");
+        tokio::spawn(irc::listen(shared.clone(), l, tls_config.clone()));
+    }
     for peer in shared.cfg.contacts_peers.clone() {
         tokio::spawn(seed000::dial(shared.clone(), peer));
     }

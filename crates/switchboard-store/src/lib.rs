@@ -31,6 +31,9 @@ pub enum Page {
     Before(Option<Position>),
     /// The first `limit` messages, in stream order, that the cursor does not cover.
     After(Cursor),
+    /// The first `limit` messages, in stream order, strictly after a position (IRC's
+    /// `CHATHISTORY AFTER`, which names a message rather than a cursor).
+    Since(Position),
 }
 
 /// A page of history: messages in stream order, and whether more lie beyond.

@@ -225,9 +225,13 @@ impl Store for MemoryStore {
                 v.reverse();
                 (v, more)
             }
-            Page::After(cursor) => {
+            Page::After(_) | Page::Since(_) => {
                 let mut v: Vec<ChatMessage> = all
-                    .filter(|m| !covers(cursor, m))
+                    .filter(|m| match &page {
+                        Page::After(cursor) => !covers(cursor, m),
+                        Page::Since(p) => m.position() > *p,
+                        Page::Before(_) => unreachable!(),
+                    })
                     .take(limit + 1)
                     .cloned()
                     .collect();

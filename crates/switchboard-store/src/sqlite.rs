@@ -330,6 +330,18 @@ impl Store for SqliteStore {
                     )?;
                     rows.collect::<Result<_, _>>()?
                 }
+                Page::Since(p) => {
+                    let mut st = c.prepare_cached(&format!(
+                        "SELECT {MSG_COLS} FROM messages
+                         WHERE stream = ?1 AND (lamport > ?2 OR (lamport = ?2 AND origin > ?3)) AND ts >= ?4
+                         ORDER BY lamport ASC, origin ASC LIMIT ?5"
+                    ))?;
+                    let rows = st.query_map(
+                        params![stream, p.lamport as i64, p.origin, floor as i64, n],
+                        message_from_row,
+                    )?;
+                    rows.collect::<Result<_, _>>()?
+                }
                 Page::After(cursor) => {
                     // Per origin, the messages past the cursor, in origin order; then merged
                     // into stream order. Each origin's part is a prefix, so the page is too.

@@ -196,6 +196,19 @@ fn run_suite(store: &dyn Store) {
         ["n1-3", "n2-1", "n1-4"],
         "(13, n2) sorts after (13, n1)"
     );
+    // Forward from a message's position, strictly after it, in stream order.
+    let p = store
+        .history("#general", Page::Since(seen_pos(&seen, store, 1)), 3, 0)
+        .unwrap();
+    assert_eq!(ids(&p.messages), seen[2..5]);
+    assert!(p.more);
+    let last = store
+        .history("#general", Page::Before(None), 1, 0)
+        .unwrap()
+        .messages[0]
+        .position();
+    let p = store.history("#general", Page::Since(last), 3, 0).unwrap();
+    assert!(p.messages.is_empty() && !p.more);
 
     store
         .append(
@@ -383,4 +396,13 @@ fn sqlite_store_survives_reopen() {
     let s = SqliteStore::open(dir.path()).unwrap();
     assert!(s.has_message("n1-1").unwrap());
     assert_eq!(s.load("n1").unwrap().oseq, 1);
+}
+
+/// The position of the `i`th message of `#general` (ids in stream order in `seen`).
+fn seen_pos(seen: &[String], store: &dyn Store, i: usize) -> Position {
+    let all = store
+        .history("#general", Page::Before(None), 500, 0)
+        .unwrap()
+        .messages;
+    all.iter().find(|m| m.id == seen[i]).unwrap().position()
 }

@@ -70,6 +70,14 @@ pub struct ServeArgs {
     /// Also speak seed 002's directory relay protocol on this address (e.g. 127.0.0.1:1111).
     #[arg(long, env = "SWITCHBOARD_RELAY_LISTEN")]
     relay_listen: Option<SocketAddr>,
+    /// Also speak IRC on this address (6667 by convention): irssi, WeeChat, HexChat and bots
+    /// join the same rooms (docs/irc.md).
+    #[arg(long, env = "SWITCHBOARD_IRC_LISTEN")]
+    irc_listen: Option<SocketAddr>,
+    /// Also speak IRC over TLS on this address (6697 by convention), with the node's
+    /// certificate (needs --tls-cert and --tls-key).
+    #[arg(long, env = "SWITCHBOARD_IRCS_LISTEN", requires = "tls_cert")]
+    ircs_listen: Option<SocketAddr>,
     /// An original seed 000 contact server to link with (HOST:PORT); repeatable.
     #[arg(
         long = "contacts-peer",
@@ -114,26 +122,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.contacts_peers = args.contacts_peers;
     config.heartbeat_every = Duration::from_millis(args.heartbeat_ms.max(10));
     config.peer_down_after = Duration::from_millis(args.peer_timeout_ms);
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listeners = switchboard_server::Listeners {
+        http: bind(args.listen).await?,
+        contacts: bind_some(args.contacts_listen).await?,
+        relay: bind_some(args.relay_listen).await?,
+        irc: bind_some(args.irc_listen).await?,
+        ircs: bind_some(args.ircs_listen).await?,
+    };
+    switchboard_server::serve_listeners(listeners, config, shutdown_signal()).await
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let contacts = match args.contacts_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))?,
-        ),
-        None => None,
-    };
-    let relay = match args.relay_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))?,
-        ),
-        None => None,
-    };
-    switchboard_server::serve_with(listener, contacts, relay, config, shutdown_signal()).await
+        .with_context(|| format!("binding {addr}"))
+}
+
+async fn bind_some(addr: Option<SocketAddr>) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match addr {
+        Some(addr) => Ok(Some(bind(addr).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM with the reason clients are told.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod irc;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,6 +27,10 @@ pub struct TestServer {
     pub contacts_addr: Option<std::net::SocketAddr>,
     /// Where seed 002's relay listens, when started with the gateways.
     pub relay_addr: Option<std::net::SocketAddr>,
+    /// Where IRC listens (every test node speaks it).
+    pub irc_addr: std::net::SocketAddr,
+    /// Where IRC over TLS listens, when the node has a certificate.
+    pub ircs_addr: Option<std::net::SocketAddr>,
 }
 
 /// Settings for tests: quick timeouts, generous rate limits unless a test says otherwise.
@@ -97,10 +103,23 @@ impl TestServer {
             None
         };
         let relay_addr = relay.as_ref().map(|l| l.local_addr().unwrap());
-        let handle = tokio::spawn(switchboard_server::serve_with(
-            listener,
+        let irc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let irc_addr = irc.local_addr().unwrap();
+        let ircs = if config.tls.is_some() {
+            Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let ircs_addr = ircs.as_ref().map(|l| l.local_addr().unwrap());
+        let listeners = switchboard_server::Listeners {
+            http: listener,
             contacts,
             relay,
+            irc: Some(irc),
+            ircs,
+        };
+        let handle = tokio::spawn(switchboard_server::serve_listeners(
+            listeners,
             config,
             async move { stop_rx.await.unwrap_or_else(|_| "test over".into()) },
         ));
@@ -113,6 +132,8 @@ impl TestServer {
             handle: Some(handle),
             contacts_addr,
             relay_addr,
+            irc_addr,
+            ircs_addr,
         }
     }
 

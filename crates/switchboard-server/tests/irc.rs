@@ -1,0 +1,758 @@
+//! The IRC gateway through real sockets, driven by the test kit's IRC client (written from
+//! the RFCs, the modern IRC documentation and the IRCv3 specifications): registration, every
+//! command and numeric, IRC and native users together, bad input, IRCv3 capabilities, two
+//! linked nodes, and TLS.
+
+mod common;
+
+use std::time::Duration;
+
+use common::irc::{IrcClient, Msg};
+use common::*;
+use switchboard_client::Target;
+use switchboard_proto::{ClientMsg, ServerMsg};
+
+/// The next message to a native client from `from` (its own come back too).
+async fn next_from(
+    c: &mut switchboard_client::Client,
+    from: &str,
+) -> switchboard_proto::ChatMessage {
+    c.wait_for(WAIT, |m| match m {
+        ServerMsg::Message(m) if m.from == from => Some(m.clone()),
+        _ => None,
+    })
+    .await
+    .unwrap()
+}
+
+fn numerics(lines: &[Msg]) -> Vec<&str> {
+    lines.iter().map(|m| m.command.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_says_welcome_isupport_lusers_and_motd() {
+    let s = TestServer::start().await;
+    let mut c = IrcClient::connect(s.irc_addr).await;
+    c.send("NICK alice").await;
+    c.send("USER alice 0 * :Alice Liddell").await;
+    let burst = c.until("376").await;
+    let codes = numerics(&burst);
+    for code in [
+        "001", "002", "003", "004", "005", "251", "254", "255", "375", "372", "376",
+    ] {
+        assert!(codes.contains(&code), "{code} missing from {codes:?}");
+    }
+    let welcome = &burst[0];
+    assert_eq!(
+        (
+            welcome.command.as_str(),
+            welcome.param(0),
+            welcome.prefix.as_deref()
+        ),
+        ("001", "alice", Some("t1"))
+    );
+    let tokens: Vec<&str> = burst
+        .iter()
+        .filter(|m| m.command == "005")
+        .flat_map(|m| m.params[1..m.params.len() - 1].iter().map(String::as_str))
+        .collect();
+    for t in [
+        "CHANTYPES=#",
+        "PREFIX=",
+        "NICKLEN=32",
+        "CHANNELLEN=65",
+        "CASEMAPPING=ascii",
+        "NETWORK=Switchboard",
+        "CHATHISTORY=500",
+        "UTF8ONLY",
+    ] {
+        assert!(tokens.contains(&t), "{t} missing from {tokens:?}");
+    }
+    let lusers = burst.iter().find(|m| m.command == "251").unwrap();
+    assert!(lusers.text().contains("There are 1 users"), "{lusers:?}");
+
+    // PING both ways: the client's is answered with its token.
+    c.send("PING :are-you-there").await;
+    let pong = c.expect("PONG").await;
+    assert_eq!((pong.param(0), pong.text()), ("t1", "are-you-there"));
+    // LUSERS and MOTD on demand.
+    c.send("LUSERS").await;
+    c.expect("251").await;
+    c.expect("255").await;
+    c.send("MOTD").await;
+    c.expect("375").await;
+    c.expect("376").await;
+    // QUIT ends with an ERROR and a close.
+    c.send("QUIT :see you").await;
+    let rest = c.closed().await;
+    let error = rest.last().unwrap();
+    assert_eq!(error.command, "ERROR");
+    assert!(error.text().contains("see you"), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_pings_an_idle_client_and_drops_one_that_never_answers() {
+    let s = TestServer::start_with(|c| c.idle_timeout = Duration::from_millis(900)).await;
+    let mut quiet = IrcClient::register(s.irc_addr, "sleepy").await;
+    quiet.auto_pong = false;
+    let ping = quiet.expect("PING").await;
+    assert_eq!(ping.text(), "t1");
+    let rest = quiet.closed().await;
+    assert!(
+        rest.last().unwrap().text().contains("ping timeout"),
+        "{rest:?}"
+    );
+    // One that answers stays.
+    let mut awake = IrcClient::register(s.irc_addr, "awake").await;
+    let pings = awake.quiet(2_000).await;
+    assert!(pings.is_empty(), "{pings:?}");
+    awake.sync().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_its_numeric_and_harms_nobody() {
+    let s = TestServer::start().await;
+    let mut other = IrcClient::register(s.irc_addr, "bystander").await;
+    other.send("JOIN #calm").await;
+    other.expect("366").await;
+
+    let mut c = IrcClient::connect(s.irc_addr).await;
+    // Before registration: 451 for commands, 461 for missing parameters, 432 for bad nicks.
+    c.send("JOIN #calm").await;
+    assert_eq!(c.recv().await.command, "451");
+    c.send("PRIVMSG bystander :hi").await;
+    assert_eq!(c.recv().await.command, "451");
+    c.send("USER x").await;
+    assert_eq!(c.recv().await.command, "461");
+    c.send("NICK bad*nick").await;
+    assert_eq!(c.recv().await.command, "432");
+    c.send("NICK").await;
+    assert_eq!(c.recv().await.command, "431");
+    c.send("NICK fine").await;
+    c.send("USER fine 0 * :Fine").await;
+    c.expect("376").await;
+    // Unknown commands, missing parameters, lines over 512 bytes (tags have their own room).
+    c.send("FROBNICATE now").await;
+    let m = c.recv().await;
+    assert_eq!((m.command.as_str(), m.param(1)), ("421", "FROBNICATE"));
+    c.send("JOIN").await;
+    assert_eq!(c.recv().await.command, "461");
+    c.send("PRIVMSG").await;
+    assert_eq!(c.recv().await.command, "411");
+    c.send("PRIVMSG bystander").await;
+    assert_eq!(c.recv().await.command, "412");
+    c.send(&format!("PRIVMSG #calm :{}", "x".repeat(600))).await;
+    assert_eq!(c.recv().await.command, "417");
+    c.send_raw(&vec![b'z'; 20_000]).await;
+    c.send_raw(b"\r\n").await;
+    assert_eq!(c.recv().await.command, "417");
+    c.send(&format!("@+draft/tag={} PING :tagged", "v".repeat(3000)))
+        .await;
+    assert_eq!(c.recv().await.text(), "tagged");
+    c.send_raw(b"PRIVMSG #calm :\xff\xfe\r\n").await;
+    let m = c.recv().await;
+    assert_eq!((m.command.as_str(), m.param(1)), ("FAIL", "INVALID_UTF8"));
+    c.send("USER again 0 * :x").await;
+    assert_eq!(c.recv().await.command, "462");
+    c.send("NICK other").await;
+    assert_eq!(c.recv().await.command, "400");
+    c.send("MODE #calm +o fine").await;
+    assert_eq!(c.recv().await.command, "482");
+    // Channels: 403 for no such channel, 404 for one not joined, 442 for leaving one not in.
+    c.send("PRIVMSG #nowhere :hello").await;
+    assert_eq!(c.recv().await.command, "403");
+    c.send("PRIVMSG #calm :hello").await;
+    assert_eq!(c.recv().await.command, "404");
+    c.send("PART #calm").await;
+    assert_eq!(c.recv().await.command, "442");
+    c.send("JOIN nohash").await;
+    assert_eq!(c.recv().await.command, "403");
+    c.send("JOIN #bad!name").await;
+    assert_eq!(c.recv().await.command, "403");
+    c.send("TOPIC #nowhere").await;
+    assert_eq!(c.recv().await.command, "403");
+    c.send("TOPIC #calm :mine now").await;
+    assert_eq!(c.recv().await.command, "442");
+    // A nick nobody has: 401.
+    c.send("PRIVMSG ghost :boo").await;
+    let m = c.recv().await;
+    assert_eq!((m.command.as_str(), m.param(1)), ("401", "ghost"));
+    c.send("NOTICE ghost :notices get no error").await;
+    let after = c.sync().await;
+    assert!(after.is_empty(), "a NOTICE is never answered: {after:?}");
+    // The bystander saw none of it and still works.
+    assert!(other.sync().await.is_empty());
+    c.send("JOIN #calm").await;
+    c.expect("366").await;
+    c.send("PRIVMSG #calm :all good").await;
+    let m = other.expect("PRIVMSG").await;
+    assert_eq!((m.nick(), m.text()), ("fine", "all good"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_registers_is_dropped() {
+    let s = TestServer::start().await;
+    let mut silent = IrcClient::connect(s.irc_addr).await;
+    let mut half = IrcClient::connect(s.irc_addr).await;
+    half.send("NICK halfway").await;
+    let started = std::time::Instant::now();
+    for c in [&mut silent, &mut half] {
+        let rest = c.closed().await;
+        let last = rest.last().unwrap();
+        assert_eq!(last.command, "ERROR");
+        assert!(last.text().contains("registration timed out"), "{last:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The name asked for was never taken.
+    let mut c = IrcClient::register(s.irc_addr, "halfway").await;
+    c.sync().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_cut_off_and_others_carry_on() {
+    let s = TestServer::start_with(|c| {
+        c.rate_per_sec = 5;
+        c.burst = 10;
+    })
+    .await;
+    let mut calm = IrcClient::register(s.irc_addr, "calm").await;
+    let mut flood = IrcClient::register(s.irc_addr, "flood").await;
+    let lines: String = (0..100).map(|i| format!("PING :{i}\r\n")).collect();
+    flood.send_raw(lines.as_bytes()).await;
+    let seen = flood.closed().await;
+    assert!(
+        seen.iter()
+            .any(|m| m.command == "NOTICE" && m.text().contains("too fast")),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.last().unwrap().raw,
+        "ERROR :Closing link: Excess Flood"
+    );
+    calm.sync().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_held_by_someone_else_is_never_given_twice() {
+    let s = TestServer::start().await;
+    let _bob = s.client("bob").await;
+    let _reg = s.client_pw("regina", "s3cret").await;
+    let mut c = IrcClient::connect(s.irc_addr).await;
+    c.send("USER x 0 * :x").await;
+    c.send("NICK Bob").await;
+    let m = c.recv().await;
+    assert_eq!((m.command.as_str(), m.param(1)), ("433", "Bob"));
+    // A registered name without its password: 433 too, and the client may pick another.
+    c.send("NICK regina").await;
+    let m = c.recv().await;
+    assert_eq!((m.command.as_str(), m.param(1)), ("433", "regina"));
+    assert!(m.text().contains("PASS or SASL"), "{m:?}");
+    c.send("NICK bob_").await;
+    let welcome = c.expect("001").await;
+    assert_eq!(welcome.param(0), "bob_");
+    // The same nick from a second IRC connection: 433.
+    let mut d = IrcClient::connect(s.irc_addr).await;
+    d.send("NICK bob_").await;
+    d.send("USER x 0 * :x").await;
+    assert_eq!(d.recv().await.command, "433");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_opens_a_registered_name_and_registers_a_new_one() {
+    let s = TestServer::start().await;
+    let _carol = s.client_pw("carol", "right").await;
+    // A wrong password: 464, then ERROR and the connection closes.
+    let mut c = IrcClient::connect(s.irc_addr).await;
+    c.send("PASS wrong").await;
+    c.send("NICK carol").await;
+    c.send("USER carol 0 * :Carol").await;
+    let rest = c.closed().await;
+    assert_eq!(numerics(&rest), ["464", "ERROR"]);
+    // The right one: carol, registered, alongside her native session.
+    let mut c = IrcClient::connect(s.irc_addr).await;
+    c.send("PASS right").await;
+    c.send("NICK carol").await;
+    c.send("USER carol 0 * :Carol").await;
+    assert_eq!(c.expect("001").await.param(0), "carol");
+    c.send("WHOIS carol").await;
+    let whois = c.until("318").await;
+    assert!(numerics(&whois).contains(&"330"), "{whois:?}");
+    // PASS with a new name registers it: a guest can no longer take it.
+    let mut d = IrcClient::connect(s.irc_addr).await;
+    d.send("PASS fresh-pw").await;
+    d.send("NICK dave").await;
+    d.send("USER dave 0 * :Dave").await;
+    d.expect("001").await;
+    let refused = switchboard_client::Client::connect_as(&s.url, "dave", None).await;
+    assert!(refused.is_err(), "a guest took a registered name");
+    let (dave, _) = switchboard_client::Client::connect_as(&s.url, "dave", Some("fresh-pw"))
+        .await
+        .unwrap();
+    drop(dave);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cap_negotiation_and_sasl_plain() {
+    use base64::Engine as _;
+    let s = TestServer::start().await;
+    let _erin = s.client_pw("Erin", "pw-of-erin").await;
+    let mut c = IrcClient::connect(s.irc_addr).await;
+    c.send("CAP LS 302").await;
+    let ls = c.expect("CAP").await;
+    assert_eq!((ls.param(0), ls.param(1)), ("*", "LS"));
+    for cap in [
+        "sasl=PLAIN",
+        "server-time",
+        "message-tags",
+        "echo-message",
+        "batch",
+        "draft/chathistory",
+    ] {
+        assert!(
+            ls.text().split(' ').any(|c| c == cap),
+            "{cap} not in {ls:?}"
+        );
+    }
+    c.send("NICK erin").await;
+    c.send("USER erin 0 * :Erin").await;
+    // Registration waits for CAP END.
+    assert!(c.quiet(300).await.is_empty());
+    c.send("CAP REQ :sasl bogus-cap").await;
+    assert_eq!(c.expect("CAP").await.param(1), "NAK");
+    c.send("CAP REQ :sasl").await;
+    let ack = c.expect("CAP").await;
+    assert_eq!((ack.param(1), ack.text()), ("ACK", "sasl"));
+    let plain = |user: &str, pw: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}\0{user}\0{pw}"))
+    };
+    c.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(c.recv().await.raw, "AUTHENTICATE +");
+    c.send(&format!("AUTHENTICATE {}", plain("erin", "nope")))
+        .await;
+    assert_eq!(c.recv().await.command, "904");
+    c.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(c.recv().await.raw, "AUTHENTICATE +");
+    c.send(&format!("AUTHENTICATE {}", plain("erin", "pw-of-erin")))
+        .await;
+    let logged = c.recv().await;
+    assert_eq!((logged.command.as_str(), logged.param(2)), ("900", "Erin"));
+    assert_eq!(c.recv().await.command, "903");
+    c.send("CAP END").await;
+    // Welcomed under the account's name, as its registered case.
+    assert_eq!(c.expect("001").await.param(0), "Erin");
+    c.send("CAP LIST").await;
+    assert_eq!(c.expect("CAP").await.text(), "sasl");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_and_native_users_share_rooms_topics_and_conversations() {
+    let s = TestServer::start().await;
+    let mut bob = s.client("bob").await;
+    bob.join("general").await.unwrap();
+    bob.request(ClientMsg::Topic {
+        room: "general".into(),
+        topic: Some("Release day".into()),
+        reff: None,
+    })
+    .await
+    .unwrap();
+    let mut alice = IrcClient::register(s.irc_addr, "alice").await;
+    alice.send("JOIN #general").await;
+    let join = alice.until("366").await;
+    assert_eq!(join[0].raw, ":alice!alice@switchboard JOIN :#general");
+    let topic = join.iter().find(|m| m.command == "332").unwrap();
+    assert_eq!((topic.param(1), topic.text()), ("#general", "Release day"));
+    let names = join.iter().find(|m| m.command == "353").unwrap();
+    assert_eq!(
+        (names.param(1), names.param(2), names.text()),
+        ("=", "#general", "alice bob")
+    );
+    // Bob sees alice arrive.
+    let arrived = bob
+        .wait_for(WAIT, |m| match m {
+            ServerMsg::Presence { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(arrived, "alice");
+
+    // A room message both ways; a multi-line native text is several PRIVMSG lines.
+    alice.send("PRIVMSG #general :hi bob").await;
+    let m = next_from(&mut bob, "alice").await;
+    assert_eq!(
+        (m.from.as_str(), m.text.as_str(), m.room.as_deref()),
+        ("alice", "hi bob", Some("general"))
+    );
+    bob.say(Target::Room("general"), "hello alice\nhow are you?")
+        .await
+        .unwrap();
+    let l1 = alice.expect("PRIVMSG").await;
+    let l2 = alice.expect("PRIVMSG").await;
+    assert_eq!(l1.raw, ":bob!bob@switchboard PRIVMSG #general :hello alice");
+    assert_eq!(
+        l2.raw,
+        ":bob!bob@switchboard PRIVMSG #general :how are you?"
+    );
+    // A long native text is split to fit IRC's 512 bytes, losing nothing.
+    let long = "word ".repeat(300);
+    bob.say(Target::Room("general"), long.trim()).await.unwrap();
+    let mut got = String::new();
+    while got.len() < long.trim().len() {
+        got.push_str(alice.expect("PRIVMSG").await.text());
+    }
+    assert_eq!(got, long.trim());
+    // Privately: a PRIVMSG to a nick is a direct message, and back.
+    alice.send("PRIVMSG bob :psst").await;
+    let m = next_from(&mut bob, "alice").await;
+    assert_eq!(
+        (m.from.as_str(), m.to.as_deref(), m.text.as_str()),
+        ("alice", Some("bob"), "psst")
+    );
+    bob.say(Target::User("alice"), "what?").await.unwrap();
+    let m = alice.expect("PRIVMSG").await;
+    assert_eq!(m.raw, ":bob!bob@switchboard PRIVMSG alice :what?");
+    // Alice never sees her own messages without echo-message.
+    let rest = alice.sync().await;
+    assert!(rest.iter().all(|m| m.nick() != "alice"), "{rest:?}");
+
+    // TOPIC from IRC: read, set (the native member sees the change), read again.
+    alice.send("TOPIC #general").await;
+    assert_eq!(alice.expect("332").await.text(), "Release day");
+    alice.send("TOPIC #general :Ship it").await;
+    let changed = alice.expect("TOPIC").await;
+    assert_eq!(
+        changed.raw,
+        ":alice!alice@switchboard TOPIC #general :Ship it"
+    );
+    let t = bob
+        .wait_for(WAIT, |m| match m {
+            ServerMsg::Topic { topic, by, .. } => Some((topic.clone(), by.clone())),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(t, (Some("Ship it".into()), Some("alice".into())));
+    bob.request(ClientMsg::Topic {
+        room: "general".into(),
+        topic: Some("".into()),
+        reff: None,
+    })
+    .await
+    .unwrap();
+    let cleared = alice.expect("TOPIC").await;
+    assert_eq!((cleared.nick(), cleared.text()), ("bob", ""));
+    alice.send("TOPIC #general").await;
+    assert_eq!(alice.expect("331").await.param(1), "#general");
+
+    // NAMES, LIST, WHO, WHOIS.
+    alice.send("NAMES #general").await;
+    let names = alice.until("366").await;
+    assert_eq!(names[0].text(), "alice bob");
+    bob.join("random").await.unwrap();
+    alice.send("LIST").await;
+    let list = alice.until("323").await;
+    assert_eq!(list[0].command, "321");
+    let rows: Vec<(&str, &str)> = list
+        .iter()
+        .filter(|m| m.command == "322")
+        .map(|m| (m.param(1), m.param(2)))
+        .collect();
+    assert_eq!(rows, [("#general", "2"), ("#random", "1")]);
+    alice.send("WHO #general").await;
+    let who = alice.until("315").await;
+    let rows: Vec<(&str, &str)> = who
+        .iter()
+        .filter(|m| m.command == "352")
+        .map(|m| (m.param(5), m.param(6)))
+        .collect();
+    assert_eq!(rows, [("alice", "H"), ("bob", "H")]);
+    alice.send("WHO bob").await;
+    let who = alice.until("315").await;
+    assert_eq!(who[0].param(5), "bob");
+    alice.send("WHOIS bob").await;
+    let whois = alice.until("318").await;
+    assert_eq!(numerics(&whois), ["311", "319", "312", "318"]);
+    assert_eq!(whois[1].text(), "#general #random");
+    alice.send("WHOIS nobody").await;
+    assert_eq!(numerics(&alice.until("318").await), ["401", "318"]);
+    alice.send("MODE #general").await;
+    assert_eq!(alice.expect("324").await.param(2), "+n");
+
+    // Leaving: the PART echo; bob sees alice go.
+    alice.send("PART #general :bye").await;
+    assert_eq!(
+        alice.expect("PART").await.raw,
+        ":alice!alice@switchboard PART :#general"
+    );
+    let gone = bob
+        .wait_for(WAIT, |m| match m {
+            ServerMsg::Presence { name, event, .. } => Some((name.clone(), *event)),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        gone,
+        (
+            "alice".into(),
+            switchboard_proto::server::PresenceEvent::Leave
+        )
+    );
+    // Native arrivals and departures show as JOIN and PART.
+    alice.send("JOIN #random").await;
+    alice.expect("366").await;
+    let mut zed = s.client("zed").await;
+    zed.join("random").await.unwrap();
+    assert_eq!(
+        alice.expect("JOIN").await.raw,
+        ":zed!zed@switchboard JOIN :#random"
+    );
+    drop(zed);
+    assert_eq!(
+        alice.expect("PART").await.raw,
+        ":zed!zed@switchboard PART :#random"
+    );
+    // JOIN 0 leaves every channel.
+    alice.send("JOIN 0").await;
+    assert_eq!(alice.expect("PART").await.param(0), "#random");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn away_shows_in_whois_who_privmsg_and_away_notify() {
+    let s = TestServer::start().await;
+    let mut ann = IrcClient::register(s.irc_addr, "ann").await;
+    let mut ben = IrcClient::connect(s.irc_addr).await;
+    ben.send("CAP LS 302").await;
+    ben.send("CAP REQ :away-notify").await;
+    ben.send("NICK ben").await;
+    ben.send("USER ben 0 * :Ben").await;
+    ben.send("CAP END").await;
+    ben.expect("376").await;
+    for c in [&mut ann, &mut ben] {
+        c.send("JOIN #cafe").await;
+        c.expect("366").await;
+    }
+    ann.send("AWAY :out for lunch").await;
+    assert_eq!(ann.expect("306").await.command, "306");
+    let away = ben.expect("AWAY").await;
+    assert_eq!(away.raw, ":ann!ann@switchboard AWAY :out for lunch");
+    ben.send("WHOIS ann").await;
+    let whois = ben.until("318").await;
+    let m = whois.iter().find(|m| m.command == "301").unwrap();
+    assert_eq!(m.text(), "out for lunch");
+    ben.send("WHO #cafe").await;
+    let who = ben.until("315").await;
+    assert_eq!(who[0].param(6), "G");
+    ben.send("PRIVMSG ann :are you there?").await;
+    assert_eq!(ben.expect("301").await.text(), "out for lunch");
+    ann.send("AWAY").await;
+    ann.expect("305").await;
+    assert_eq!(ben.expect("AWAY").await.raw, ":ann!ann@switchboard AWAY");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ircv3_tags_echo_and_chathistory() {
+    let s = TestServer::start().await;
+    let mut bob = s.client_pw("bob", "bobs-pw").await;
+    bob.join("hist").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (id, _) = bob
+            .say(Target::Room("hist"), &format!("old {i}"))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let mut c = IrcClient::connect(s.irc_addr).await;
+    c.send("CAP LS 302").await;
+    c.send("CAP REQ :server-time message-tags echo-message account-tag batch draft/chathistory multi-prefix").await;
+    let ack = c
+        .expect_where(|m| m.command == "CAP" && m.param(1) != "LS", "CAP ACK")
+        .await;
+    assert_eq!(ack.param(1), "ACK");
+    c.send("NICK tess").await;
+    c.send("USER tess 0 * :Tess").await;
+    c.send("CAP END").await;
+    c.expect("376").await;
+    c.send("JOIN #hist").await;
+    c.expect("366").await;
+
+    // Live messages carry time, msgid and (registered senders) account.
+    bob.say(Target::Room("hist"), "live one").await.unwrap();
+    let m = c.expect("PRIVMSG").await;
+    assert_eq!(m.text(), "live one");
+    assert!(
+        m.tags["time"].ends_with('Z') && m.tags["time"].len() == 24,
+        "{m:?}"
+    );
+    assert!(m.tags.contains_key("msgid"), "{m:?}");
+    assert_eq!(m.tags["account"], "bob");
+    // echo-message: the client's own message comes back, tagged, guests without account.
+    c.send("PRIVMSG #hist :mine").await;
+    let echo = c.expect("PRIVMSG").await;
+    assert_eq!((echo.nick(), echo.text()), ("tess", "mine"));
+    assert!(echo.tags.contains_key("msgid") && !echo.tags.contains_key("account"));
+    c.send("NOTICE #hist :a notice").await;
+    assert_eq!(c.expect("NOTICE").await.text(), "a notice");
+
+    // CHATHISTORY LATEST: the newest in a batch, in order.
+    c.send("CHATHISTORY LATEST #hist * 3").await;
+    let open = c.expect("BATCH").await;
+    let id = open.param(0).strip_prefix('+').unwrap().to_string();
+    assert_eq!((open.param(1), open.param(2)), ("chathistory", "#hist"));
+    let page = c.until("BATCH").await;
+    assert_eq!(page.last().unwrap().param(0), format!("-{id}"));
+    let texts: Vec<&str> = page[..3].iter().map(|m| m.text()).collect();
+    assert_eq!(texts, ["live one", "mine", "a notice"]);
+    assert!(page[..3].iter().all(|m| m.tags["batch"] == id));
+    // BEFORE the oldest of those, then AFTER one of the old ones.
+    let first = page[0].tags["msgid"].clone();
+    c.send(&format!("CHATHISTORY BEFORE #hist msgid={first} 2"))
+        .await;
+    c.expect("BATCH").await;
+    let page = c.until("BATCH").await;
+    let texts: Vec<&str> = page[..2].iter().map(|m| m.text()).collect();
+    assert_eq!(texts, ["old 4", "old 5"]);
+    let old4 = page[0].tags["msgid"].clone();
+    c.send(&format!("CHATHISTORY AFTER #hist msgid={old4} 2"))
+        .await;
+    c.expect("BATCH").await;
+    let page = c.until("BATCH").await;
+    let texts: Vec<&str> = page[..2].iter().map(|m| m.text()).collect();
+    assert_eq!(texts, ["old 5", "live one"]);
+    // A conversation's history, by the other person's nick.
+    bob.say(Target::User("tess"), "private word").await.unwrap();
+    c.expect("PRIVMSG").await;
+    c.send("CHATHISTORY LATEST bob * 10").await;
+    c.expect("BATCH").await;
+    let page = c.until("BATCH").await;
+    assert_eq!(
+        page[0].raw.split(" :bob").nth(1),
+        Some("!bob@switchboard PRIVMSG tess :private word")
+    );
+    // Bad requests: FAIL.
+    c.send("CHATHISTORY BETWEEN #hist * * 10").await;
+    assert_eq!(c.expect("FAIL").await.param(1), "INVALID_PARAMS");
+    c.send("CHATHISTORY BEFORE #hist msgid=nonsense 10").await;
+    assert_eq!(c.expect("FAIL").await.param(1), "INVALID_PARAMS");
+    c.send("CHATHISTORY LATEST #nowhere * 10").await;
+    assert_eq!(c.expect("FAIL").await.param(1), "INVALID_TARGET");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_told_before_the_close() {
+    let s = TestServer::start().await;
+    let mut c = IrcClient::register(s.irc_addr, "stayer").await;
+    let mut unregistered = IrcClient::connect(s.irc_addr).await;
+    unregistered.send("NICK pending").await;
+    let stop = tokio::spawn(s.stop("maintenance window"));
+    let rest = c.closed().await;
+    let notice = rest.iter().find(|m| m.command == "NOTICE").unwrap();
+    assert!(notice.text().contains("maintenance window"), "{rest:?}");
+    assert_eq!(rest.last().unwrap().command, "ERROR");
+    let rest = unregistered.closed().await;
+    assert!(
+        rest.last().unwrap().text().contains("shutting down"),
+        "{rest:?}"
+    );
+    stop.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_irc_user_and_a_native_user_on_two_linked_nodes_share_a_room() {
+    let a = TestServer::start_with(clustered("a", vec![])).await;
+    let b = TestServer::start_with(clustered("b", vec![format!("ws://{}", a.addr)])).await;
+    wait_view(&a, "a links to b", |v| {
+        v.get("b").map(String::as_str) == Some("up")
+    })
+    .await;
+    let mut nina = b.client("nina").await;
+    nina.join("mesh").await.unwrap();
+    // The IRC user on node a sees nina of node b in the room, and her nick is taken.
+    let mut ivan = IrcClient::register(a.irc_addr, "ivan").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        ivan.send("NAMES #mesh").await;
+        let names = ivan.until("366").await;
+        if names[0].text() == "nina" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{names:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut copy = IrcClient::connect(a.irc_addr).await;
+    copy.send("NICK nina").await;
+    copy.send("USER nina 0 * :x").await;
+    assert_eq!(copy.recv().await.command, "433");
+    ivan.send("JOIN #mesh").await;
+    let join = ivan.until("366").await;
+    assert_eq!(
+        join.iter().find(|m| m.command == "353").unwrap().text(),
+        "ivan nina"
+    );
+    ivan.send("PRIVMSG #mesh :hello from IRC on a").await;
+    let m = next_from(&mut nina, "ivan").await;
+    assert_eq!(
+        (m.from.as_str(), m.text.as_str(), m.origin.as_str()),
+        ("ivan", "hello from IRC on a", "a")
+    );
+    nina.say(Target::Room("mesh"), "hello from the web on b")
+        .await
+        .unwrap();
+    let m = ivan.expect("PRIVMSG").await;
+    assert_eq!(
+        m.raw,
+        ":nina!nina@switchboard PRIVMSG #mesh :hello from the web on b"
+    );
+    ivan.send("PRIVMSG nina :just us").await;
+    let m = next_from(&mut nina, "ivan").await;
+    assert_eq!((m.from.as_str(), m.to.as_deref()), ("ivan", Some("nina")));
+    nina.say(Target::User("ivan"), "indeed").await.unwrap();
+    assert_eq!(
+        ivan.expect("PRIVMSG").await.raw,
+        ":nina!nina@switchboard PRIVMSG ivan :indeed"
+    );
+    ivan.send("WHOIS nina").await;
+    let whois = ivan.until("318").await;
+    assert_eq!(
+        whois.iter().find(|m| m.command == "319").unwrap().text(),
+        "#mesh"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_over_tls_with_the_nodes_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let cert = rcgen::generate_simple_self_signed(names).unwrap();
+    let (cp, kp) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cp, cert.cert.pem()).unwrap();
+    std::fs::write(&kp, cert.key_pair.serialize_pem()).unwrap();
+    let s = TestServer::start_with(|c| c.tls = Some((cp.clone(), kp.clone()))).await;
+    let trust = switchboard_server::tls::client_config(Some(&cp)).unwrap();
+    let mut c = IrcClient::connect_tls(s.ircs_addr.unwrap(), trust).await;
+    c.send("NICK secure").await;
+    c.send("USER secure 0 * :Secure").await;
+    c.expect("376").await;
+    c.send("JOIN #vault").await;
+    c.expect("366").await;
+    let (mut web, _) = switchboard_client::Client::connect_as_tls(
+        &format!("wss://{}/v1/ws", s.addr),
+        "web",
+        None,
+        Some(switchboard_server::tls::client_config(Some(&cp)).unwrap()),
+    )
+    .await
+    .unwrap();
+    web.join("vault").await.unwrap();
+    web.say(Target::Room("vault"), "over TLS both ways")
+        .await
+        .unwrap();
+    assert_eq!(c.expect("PRIVMSG").await.text(), "over TLS both ways");
+    c.send("PRIVMSG #vault :indeed").await;
+    assert_eq!(next_from(&mut web, "secure").await.text, "indeed");
+    // The plain IRC port still speaks plain text alongside.
+    let mut plain = IrcClient::register(s.irc_addr, "plain").await;
+    plain.sync().await;
+}
