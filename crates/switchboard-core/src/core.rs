@@ -102,6 +102,8 @@ pub(crate) struct Room {
     pub topic: Option<String>,
     /// The stamp of the op that set the topic: a later one wins (last writer wins).
     pub topic_at: Stamp,
+    /// Who set the topic and when, if this run of the node saw it set (IRC's 333).
+    pub topic_by: Option<(String, Millis)>,
     /// Every message delivered so far (on disk, and sent to the members).
     pub cursor: Cursor,
     /// Member sessions.
@@ -292,6 +294,12 @@ impl Core {
         self.accounts
             .get(&name.to_ascii_lowercase())
             .map(|(n, _)| n.clone())
+    }
+
+    /// Who set a room's topic and when (ms), when this run of the node saw it set.
+    pub fn topic_setter(&self, room: &str) -> Option<(String, Millis)> {
+        let key = switchboard_proto::room_key(room.trim_start_matches('#'));
+        self.rooms.get(&key)?.topic_by.clone()
     }
 
     /// Whether a name is registered (so whoever speaks under it signed in with its password).
@@ -529,6 +537,7 @@ impl Room {
             name,
             topic: None,
             topic_at: (0, String::new()),
+            topic_by: None,
             cursor: Cursor::new(),
             members: BTreeMap::new(),
             users: BTreeMap::new(),

@@ -106,7 +106,10 @@ impl Core {
                 Pending::Nothing
             }
             OpBody::Topic {
-                room, topic, by, ..
+                room,
+                topic,
+                by,
+                ts,
             } => {
                 let key = room_key(room);
                 let r = self
@@ -116,6 +119,7 @@ impl Core {
                 if stamp > r.topic_at {
                     r.topic = topic.clone();
                     r.topic_at = stamp;
+                    r.topic_by = Some((by.clone(), *ts));
                     let frame = encode_server(&ServerMsg::Topic {
                         reff: None,
                         room: r.name.clone(),

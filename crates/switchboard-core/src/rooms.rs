@@ -210,6 +210,7 @@ impl Core {
         let by = self.sessions[&session].name.clone();
         let topic = (!topic.is_empty()).then_some(topic);
         r.topic = topic.clone();
+        r.topic_by = Some((by.clone(), now));
         let change = |reff: Option<String>| {
             encode_server(&ServerMsg::Topic {
                 reff,

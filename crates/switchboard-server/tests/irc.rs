@@ -25,6 +25,14 @@ async fn next_from(
     .unwrap()
 }
 
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 fn numerics(lines: &[Msg]) -> Vec<&str> {
     lines.iter().map(|m| m.command.as_str()).collect()
 }
@@ -362,6 +370,10 @@ async fn irc_and_native_users_share_rooms_topics_and_conversations() {
     assert_eq!(join[0].raw, ":alice!alice@switchboard JOIN :#general");
     let topic = join.iter().find(|m| m.command == "332").unwrap();
     assert_eq!((topic.param(1), topic.text()), ("#general", "Release day"));
+    let who_time = join.iter().find(|m| m.command == "333").unwrap();
+    assert_eq!(who_time.param(2), "bob!bob@switchboard");
+    let set_at: u64 = who_time.text().parse().unwrap();
+    assert!(set_at.abs_diff(unix_now()) < 60, "{who_time:?}");
     let names = join.iter().find(|m| m.command == "353").unwrap();
     assert_eq!(
         (names.param(1), names.param(2), names.text()),
@@ -419,6 +431,7 @@ async fn irc_and_native_users_share_rooms_topics_and_conversations() {
     // TOPIC from IRC: read, set (the native member sees the change), read again.
     alice.send("TOPIC #general").await;
     assert_eq!(alice.expect("332").await.text(), "Release day");
+    assert_eq!(alice.expect("333").await.param(2), "bob!bob@switchboard");
     alice.send("TOPIC #general :Ship it").await;
     let changed = alice.expect("TOPIC").await;
     assert_eq!(
@@ -755,4 +768,49 @@ async fn irc_over_tls_with_the_nodes_certificate() {
     // The plain IRC port still speaks plain text alongside.
     let mut plain = IrcClient::register(s.irc_addr, "plain").await;
     plain.sync().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_on_irc_and_the_web_sees_what_the_other_session_sent() {
+    let s = TestServer::start().await;
+    let mut web = s.client_pw("sam", "sams-pw").await;
+    web.join("both").await.unwrap();
+    let mut irc = IrcClient::connect(s.irc_addr).await;
+    irc.send("PASS sams-pw").await;
+    irc.send("NICK sam").await;
+    irc.send("USER sam 0 * :Sam").await;
+    irc.expect("376").await;
+    irc.send("JOIN #both").await;
+    irc.expect("366").await;
+    // Sent from IRC and from the web at the same time: the IRC client (without
+    // echo-message) sees only what the web session sent, once each.
+    for i in 0..5 {
+        irc.send(&format!("PRIVMSG #both :from irc {i}")).await;
+        web.say(Target::Room("both"), &format!("from web {i}"))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let m = irc.expect("PRIVMSG").await;
+        assert_eq!(m.nick(), "sam");
+        seen.push(m.text().to_string());
+    }
+    assert_eq!(
+        seen,
+        (0..5).map(|i| format!("from web {i}")).collect::<Vec<_>>()
+    );
+    let rest = irc.sync().await;
+    assert!(rest.iter().all(|m| m.command != "PRIVMSG"), "{rest:?}");
+    // The web session got the IRC lines too.
+    let mut from_irc = 0;
+    while from_irc < 5 {
+        if next_from(&mut web, "sam")
+            .await
+            .text
+            .starts_with("from irc")
+        {
+            from_irc += 1;
+        }
+    }
 }

@@ -371,6 +371,7 @@ impl Irc {
                     .push_str(&line::format(&[], &mask(&me), "JOIN", &[&ch]));
                 if let Some(t) = &topic {
                     self.numeric("332", &[&ch, t]);
+                    self.topic_who_time(&ch);
                 }
                 self.names(&ch, &members);
                 let members: BTreeSet<String> = members.iter().map(|m| key(m)).collect();
@@ -423,7 +424,10 @@ impl Irc {
                 let ch = format!("#{room}");
                 match self.take(reff) {
                     Some(Pending::TopicRead(_)) => match topic {
-                        Some(t) => self.numeric("332", &[&ch, &t]),
+                        Some(t) => {
+                            self.numeric("332", &[&ch, &t]);
+                            self.topic_who_time(&ch);
+                        }
                         None => self.numeric("331", &[&ch, "No topic is set"]),
                     },
                     _ => {
@@ -512,6 +516,15 @@ impl Irc {
             | ServerMsg::Pong { .. }
             | ServerMsg::Contacts { .. }
             | ServerMsg::Contact { .. } => {}
+        }
+    }
+
+    /// 333 RPL_TOPICWHOTIME, when the node knows who set the topic (it does for topics set
+    /// since it started).
+    fn topic_who_time(&mut self, ch: &str) {
+        let setter = self.shared.core.lock().expect("core lock").topic_setter(ch);
+        if let Some((by, ms)) = setter {
+            self.numeric("333", &[ch, &mask(&by), &(ms / 1000).to_string()]);
         }
     }
 
