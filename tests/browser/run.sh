@@ -15,6 +15,15 @@ if [ ! -x /usr/bin/chromium ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 
+# irc.test.mjs runs a real terminal IRC client, Debian's ii.
+if ! command -v ii >/dev/null; then
+    echo "browser tests: installing Debian's ii (a terminal IRC client)"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y ii
+fi
+
 npm install --no-audit --no-fund --loglevel=error
 
 (cd "$root" && cargo build -p switchboard)

@@ -1,0 +1,177 @@
+// IRC users among the others: an IRC client (written here on node's `net` from RFC 2812), a
+// console user and a browser user share a room across two linked nodes, and talk privately;
+// then a real terminal client, Debian's `ii`, joins a room on the IRC port and exchanges
+// messages with a console user (run.sh installs it when missing).
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import {
+  ConsoleClient,
+  Node,
+  closePage,
+  freePort,
+  joinRoom,
+  launchBrowser,
+  paneMessages,
+  say,
+  screenshot,
+  signIn,
+  tmpDir,
+  until,
+  waitForMessage,
+} from './lib.mjs';
+
+let a;
+let b;
+let ircPort;
+let browser;
+const cleanup = [];
+
+before(async () => {
+  ircPort = await freePort();
+  a = await Node.cluster('a', { extra: ['--irc-listen', `127.0.0.1:${ircPort}`] });
+  b = await Node.cluster('b', { peers: [a] });
+  await a.waitForPeer('b', 'up');
+  await b.waitForPeer('a', 'up');
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  for (const c of cleanup) await c();
+  await browser?.close();
+  await b?.stop();
+  await a?.stop();
+});
+
+/** A line-based IRC client: every line received is kept; PINGs are answered. */
+class Irc {
+  constructor(port, nick) {
+    this.nick = nick;
+    this.lines = [];
+    this.sock = net.connect(port, '127.0.0.1');
+    this.sock.setEncoding('utf8');
+    let buf = '';
+    this.sock.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (line.startsWith('PING ')) this.send(`PONG ${line.slice(5)}`);
+        else this.lines.push(line);
+      }
+    });
+    this.closed = new Promise((r) => this.sock.once('close', r));
+  }
+
+  send(line) {
+    this.sock.write(`${line}\r\n`);
+  }
+
+  waitFor(ok, what) {
+    return until(() => this.lines.find(ok), `${this.nick} to receive ${what}\n--- it got:\n${this.lines.join('\n')}`);
+  }
+
+  async register() {
+    this.send(`NICK ${this.nick}`);
+    this.send(`USER ${this.nick} 0 * :${this.nick}`);
+    await this.waitFor((l) => / 376 /.test(l), 'the end of the MOTD');
+  }
+
+  async quit() {
+    this.send('QUIT :done');
+    await this.closed;
+  }
+}
+
+test('an IRC user, a console user and a browser user share a room across two nodes', async () => {
+  // The IRC user and the console user on node a, the browser user on node b.
+  const ivy = new Irc(ircPort, 'ivy');
+  cleanup.push(() => ivy.quit());
+  await ivy.register();
+  ivy.send('JOIN #town');
+  await ivy.waitFor((l) => / 366 ivy #town /.test(l), 'the end of NAMES');
+  const carol = new ConsoleClient(a, 'carol');
+  cleanup.push(() => carol.close());
+  await carol.waitForLine((l) => l.startsWith('* connected to node a as carol'));
+  carol.send('/join town');
+  await carol.waitForLine((l) => l.startsWith('* joined #town'));
+  const alice = await signIn(browser, b, 'alice');
+  await joinRoom(alice, 'town');
+  // ivy sees the others arrive, as JOINs.
+  await ivy.waitFor((l) => l === ':carol!carol@switchboard JOIN :#town', 'carol joining');
+  await ivy.waitFor((l) => l === ':alice!alice@switchboard JOIN :#town', 'alice joining');
+
+  // One conversation: each speaks once the last message has arrived.
+  ivy.send('PRIVMSG #town :hello from IRC');
+  await waitForMessage(alice, 'hello from IRC', 'ivy');
+  await say(alice, 'hello from the browser');
+  await ivy.waitFor((l) => l === ':alice!alice@switchboard PRIVMSG #town :hello from the browser', 'alice');
+  carol.send('hello from the console');
+  await ivy.waitFor((l) => l === ':carol!carol@switchboard PRIVMSG #town :hello from the console', 'carol');
+  await waitForMessage(alice, 'hello from the console', 'carol');
+  const town = ['ivy: hello from IRC', 'alice: hello from the browser', 'carol: hello from the console'];
+  assert.deepEqual(
+    (await paneMessages(alice)).map((m) => `${m.from}: ${m.text}`),
+    town,
+  );
+  for (const line of town) await carol.waitForLine(`[#town] ${line}`);
+  // The IRC user never hears its own line back (no echo-message asked for).
+  assert.equal(ivy.lines.filter((l) => l.includes('hello from IRC')).length, 0);
+
+  // Privately: the browser user writes to ivy, ivy answers with a PRIVMSG to the nick.
+  carol.send('/msg ivy psst, from the console');
+  await ivy.waitFor((l) => l === ':carol!carol@switchboard PRIVMSG ivy :psst, from the console', 'the direct message');
+  ivy.send('PRIVMSG alice :just between us');
+  await alice.waitForSelector('[data-testid=dm-list] [data-conv="@alice:ivy"]');
+  await alice.click('[data-testid=dm-list] [data-conv="@alice:ivy"]');
+  await waitForMessage(alice, 'just between us', 'ivy');
+  await say(alice, 'agreed');
+  await ivy.waitFor((l) => l === ':alice!alice@switchboard PRIVMSG ivy :agreed', 'the answer');
+  // WHOIS sees alice of node b in #town.
+  ivy.send('WHOIS alice');
+  await ivy.waitFor((l) => / 319 ivy alice :#town$/.test(l), 'alice in #town');
+  await screenshot(alice, 'irc-dm');
+  await closePage(alice);
+});
+
+test('a real terminal IRC client (ii) joins a room and talks with a console user', async () => {
+  const dir = tmpDir('switchboard-ii-');
+  const ii = spawn('ii', ['-s', '127.0.0.1', '-p', String(ircPort), '-n', 'terminal', '-i', dir], {
+    stdio: 'ignore',
+  });
+  cleanup.push(async () => {
+    if (ii.exitCode === null) {
+      const gone = new Promise((r) => ii.once('exit', r));
+      ii.kill('SIGTERM');
+      await gone;
+    }
+  });
+  const server = path.join(dir, '127.0.0.1');
+  const read = (f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+  await until(() => fs.existsSync(path.join(server, 'in')), 'ii to open its input');
+  await until(() => / 376 /.test(read(path.join(server, 'out'))) || /End of \/MOTD/.test(read(path.join(server, 'out'))), 'ii to be welcomed');
+  fs.appendFileSync(path.join(server, 'in'), '/j #shell\n');
+  const chan = path.join(server, '#shell');
+  await until(() => fs.existsSync(path.join(chan, 'in')), 'ii to join #shell');
+
+  const dan = new ConsoleClient(b, 'dan');
+  cleanup.push(() => dan.close());
+  await dan.waitForLine((l) => l.startsWith('* connected to node b as dan'));
+  dan.send('/join shell');
+  await dan.waitForLine((l) => l.startsWith('* joined #shell') && l.includes('terminal'));
+  fs.appendFileSync(path.join(chan, 'in'), 'hello from ii\n');
+  await dan.waitForLine('[#shell] terminal: hello from ii');
+  dan.send('hello terminal');
+  await until(() => read(path.join(chan, 'out')).includes('<dan> hello terminal'), `ii to print dan's line:\n${read(path.join(chan, 'out'))}`);
+  dan.send('/msg terminal a word in private');
+  await until(
+    () => read(path.join(server, 'dan', 'out')).includes('<dan> a word in private'),
+    'ii to print the direct message',
+  );
+});
