@@ -234,27 +234,17 @@ impl Rx {
 }
 
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    memchr_find(hay, needle).is_some()
-}
-
-pub fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 /// The send time a text carries: `t=<nanoseconds>;` anywhere in the unit.
 pub fn stamp(unit: &[u8]) -> Option<u64> {
     let mut from = 0;
-    while let Some(i) = memchr_find(&unit[from..], b"t=") {
+    while let Some(i) = memchr::memmem::find(&unit[from..], b"t=") {
         let start = from + i + 2;
-        let digits = unit[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
+        let digits = unit[start..].iter().take_while(|b| b.is_ascii_digit()).count();
         if digits > 0 && unit.get(start + digits) == Some(&b';') {
-            return std::str::from_utf8(&unit[start..start + digits])
-                .ok()?
-                .parse()
-                .ok();
+            return std::str::from_utf8(&unit[start..start + digits]).ok()?.parse().ok();
         }
         from = start;
     }

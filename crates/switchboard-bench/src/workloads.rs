@@ -103,7 +103,8 @@ async fn receive_loop(mut rx: Rx, expected: u64, clock: Clock, skip: Option<Vec<
                 }
                 // Switchboard sheds load it cannot make durable in time (`busy`): the
                 // sender is told, and such a message is counted as refused, not lost.
-                if contains(&buf, br#""code":"busy""#) {
+                // (Switchboard's frames start with their type: a cheap test first.)
+                if buf.starts_with(br#"{"type":"error""#) && contains(&buf, br#""code":"busy""#) {
                     refused += 1;
                     continue;
                 }
