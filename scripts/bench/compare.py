@@ -29,7 +29,9 @@ BENCH = os.path.join(ROOT, "target", "release", "switchboard-bench")
 PEER = os.path.join(ROOT, "scripts", "bench", "peer.sh")
 SECRET = "bench-cluster-secret-0123456789"
 
-TARGETS = ["switchboard", "ngircd", "inspircd", "nats"]
+# switchboard-irc: the same node, driven through its IRC face (--irc-listen), so that the IRC
+# workloads race ngircd and InspIRCd on exactly the same wire.
+TARGETS = ["switchboard", "switchboard-irc", "ngircd", "inspircd", "nats"]
 
 
 def free_port():
@@ -58,8 +60,9 @@ class Server:
         self.procs = []
         self.pids = []
         self.urls = []
-        if kind == "switchboard":
+        if kind in ("switchboard", "switchboard-irc"):
             ports = [free_port() for _ in range(nodes)]
+            irc_ports = [free_port() for _ in range(nodes)]
             for i, port in enumerate(ports):
                 args = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{port}",
                         "--data-dir", os.path.join(self.dir, f"n{i}"), "--node-name", f"n{i}",
@@ -68,6 +71,8 @@ class Server:
                         # slow consumers, by design).
                         "--rate", "1000000", "--burst", "1000000",
                         "--outbox-bytes", str(64 << 20)]
+                if kind == "switchboard-irc":
+                    args += ["--irc-listen", f"127.0.0.1:{irc_ports[i]}"]
                 if nodes > 1:
                     args += ["--cluster-secret", SECRET]
                     if i > 0:
@@ -78,7 +83,11 @@ class Server:
                 self.procs.append(p)
                 self.pids.append(p.pid)
                 wait_port(port)
-                self.urls.append(f"ws://127.0.0.1:{port}")
+                if kind == "switchboard-irc":
+                    wait_port(irc_ports[i])
+                    self.urls.append(f"irc://127.0.0.1:{irc_ports[i]}")
+                else:
+                    self.urls.append(f"ws://127.0.0.1:{port}")
             if nodes > 1:
                 self.wait_mesh(ports, nodes)
         else:
