@@ -215,6 +215,14 @@ pub(super) async fn command(irc: &mut Irc, l: Line) -> Option<End> {
                 irc.numeric("305", &["You are no longer marked as being away"]);
             }
         },
+        // Nothing is kept of users gone (irssi asks after a WHOIS gets 401).
+        "WHOWAS" => match p(0) {
+            None => irc.numeric("431", &["No nickname given"]),
+            Some(nick) => {
+                irc.numeric("406", &[&nick, "There was no such nickname"]);
+                irc.numeric("369", &[&nick, "End of WHOWAS"]);
+            }
+        },
         "MOTD" => motd(irc),
         "LUSERS" => lusers(irc),
         "MODE" => mode(irc, &l.params),
