@@ -6,16 +6,21 @@
 //! store. See docs/irc.md.
 //!
 //! - `line.rs`: the line format, framing and limits (512 bytes, 8191 of tags).
-//! - `session.rs`: one connection: registration (CAP, SASL PLAIN, PASS, NICK, USER), timers,
-//!   flood control, and the commands.
+//! - `session.rs`: one connection's task and state: reading, writing, timers, flood control.
+//! - `register.rs`: registration (CAP, SASL PLAIN, PASS, NICK, USER) and the hello.
+//! - `commands.rs`: a registered connection's commands, and the welcome burst.
 //! - `replies.rs`: the core's frames as IRC lines and numerics.
+//! - `history.rs`: CHATHISTORY from the store, and msgids.
 //!
 //! AWAY is kept here, per IRC connection, and not in the core: the native protocol has no
 //! away state, so only IRC users on this node can see it (WHOIS 301, WHO's G flag, 301 to a
 //! PRIVMSG, away-notify). Putting it in the core would mean a new presence field replicated
 //! across nodes and shown to native clients; that is future work, written down in docs/irc.md.
 
+mod commands;
+mod history;
 pub(crate) mod line;
+mod register;
 mod replies;
 mod session;
 
