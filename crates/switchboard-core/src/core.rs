@@ -302,6 +302,15 @@ impl Core {
         self.rooms.get(&key)?.topic_by.clone()
     }
 
+    /// The name of a user online anywhere in the cluster, as they show it.
+    pub fn online_name(&self, name: &str) -> Option<String> {
+        let key = name.to_ascii_lowercase();
+        self.users
+            .get(&key)
+            .map(|u| u.name.clone())
+            .or_else(|| self.online_elsewhere(&key))
+    }
+
     /// Whether a name is registered (so whoever speaks under it signed in with its password).
     pub fn is_registered(&self, name: &str) -> bool {
         self.accounts.contains_key(&name.to_ascii_lowercase())

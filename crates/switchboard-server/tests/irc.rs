@@ -489,6 +489,10 @@ async fn irc_and_native_users_share_rooms_topics_and_conversations() {
     assert_eq!(whois[1].text(), "#general #random");
     alice.send("WHOIS nobody").await;
     assert_eq!(numerics(&alice.until("318").await), ["401", "318"]);
+    alice.send("ISON bob nobody Alice").await;
+    assert_eq!(alice.expect("303").await.text(), "bob alice");
+    alice.send("USERHOST bob").await;
+    assert_eq!(alice.expect("302").await.text(), "bob=+bob@switchboard");
     alice.send("WHOWAS nobody").await;
     assert_eq!(numerics(&alice.until("369").await), ["406", "369"]);
     alice.send("MODE #general").await;

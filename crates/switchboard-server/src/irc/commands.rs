@@ -195,6 +195,36 @@ pub(super) async fn command(irc: &mut Irc, l: Line) -> Option<End> {
                 irc.numeric("369", &[&nick, "End of WHOWAS"]);
             }
         },
+        // Who of these is online (irssi's /notify asks this way).
+        "ISON" => {
+            let core = irc.shared.core.lock().expect("core lock");
+            let on: Vec<String> = l
+                .params
+                .iter()
+                .flat_map(|p| p.split(' '))
+                .filter_map(|n| core.online_name(n))
+                .collect();
+            drop(core);
+            irc.numeric("303", &[&on.join(" ")]);
+        }
+        "USERHOST" => {
+            let core = irc.shared.core.lock().expect("core lock");
+            let found: Vec<String> = l
+                .params
+                .iter()
+                .take(5)
+                .filter_map(|n| core.online_name(n))
+                .collect();
+            drop(core);
+            let replies: Vec<String> = found
+                .iter()
+                .map(|n| {
+                    let away = if irc.shared.irc.away_of(n).is_some() { '-' } else { '+' };
+                    format!("{n}={away}{n}@{}", super::HOST)
+                })
+                .collect();
+            irc.numeric("302", &[&replies.join(" ")]);
+        }
         "MOTD" => motd(irc),
         "LUSERS" => lusers(irc),
         "MODE" => mode(irc, &l.params),
