@@ -242,9 +242,15 @@ pub fn stamp(unit: &[u8]) -> Option<u64> {
     let mut from = 0;
     while let Some(i) = memchr::memmem::find(&unit[from..], b"t=") {
         let start = from + i + 2;
-        let digits = unit[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let digits = unit[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
         if digits > 0 && unit.get(start + digits) == Some(&b';') {
-            return std::str::from_utf8(&unit[start..start + digits]).ok()?.parse().ok();
+            return std::str::from_utf8(&unit[start..start + digits])
+                .ok()?
+                .parse()
+                .ok();
         }
         from = start;
     }
