@@ -1,10 +1,11 @@
 // IRC users among the others: an IRC client (written here on node's `net` from RFC 2812), a
 // console user and a browser user share a room across two linked nodes, and talk privately;
-// then a real terminal client, Debian's `ii`, joins a room on the IRC port and exchanges
-// messages with a console user (run.sh installs it when missing).
+// then real terminal clients from Debian exchange messages with a console user: `ii`, and
+// irssi under tmux signing in to a registered name with SASL (run.sh installs them when
+// missing).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -174,4 +175,51 @@ test('a real terminal IRC client (ii) joins a room and talks with a console user
     () => read(path.join(server, 'dan', 'out')).includes('<dan> a word in private'),
     'ii to print the direct message',
   );
+});
+
+test('irssi under tmux signs in with SASL, joins a room and talks with a console user', async () => {
+  // The name is registered from the console first.
+  const owner = new ConsoleClient(a, 'Iris', { password: 'iris-pw' });
+  await owner.waitForLine((l) => l.startsWith('* connected to node a as Iris (registered)'));
+  await owner.close();
+
+  const home = tmpDir('switchboard-irssi-');
+  const logs = path.join(home, 'logs');
+  fs.writeFileSync(
+    path.join(home, 'config'),
+    `servers = ( { address = "127.0.0.1"; chatnet = "sb"; port = "${ircPort}"; use_tls = "no"; autoconnect = "yes"; } );
+chatnets = { sb = { type = "IRC"; sasl_mechanism = "PLAIN"; sasl_username = "iris"; sasl_password = "iris-pw"; }; };
+channels = ( { name = "#term"; chatnet = "sb"; autojoin = "yes"; } );
+settings = {
+  core = { real_name = "Iris"; user_name = "iris"; nick = "iris"; };
+  "fe-common/core" = { autolog = "yes"; autolog_path = "${logs}/$tag/$0.log"; };
+};
+`,
+  );
+  const session = `switchboard-irssi-${process.pid}`;
+  const tmux = (...args) => spawnSync('tmux', args, { encoding: 'utf8' });
+  const started = tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '40', `irssi --home=${home}`);
+  assert.equal(started.status, 0, started.stderr);
+  cleanup.push(async () => tmux('kill-session', '-t', session));
+  const screen = () => tmux('capture-pane', '-p', '-t', session).stdout;
+  const log = () => {
+    const f = path.join(logs, 'sb', '#term.log');
+    return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
+  };
+  // SASL signs irssi in as the registered Iris, and it joins #term by itself.
+  await until(() => log().includes('Iris [Iris@switchboard] has joined #term'), `irssi to join #term:\n${screen()}`);
+
+  const erik = new ConsoleClient(b, 'erik');
+  cleanup.push(() => erik.close());
+  await erik.waitForLine((l) => l.startsWith('* connected to node b as erik'));
+  erik.send('/join term');
+  await erik.waitForLine((l) => l.startsWith('* joined #term') && l.includes('Iris'));
+  tmux('send-keys', '-t', session, '/msg #term hello from irssi', 'Enter');
+  await erik.waitForLine('[#term] Iris: hello from irssi');
+  erik.send('hello Iris');
+  // irssi logs a nick with its mode column: `< erik> hello Iris`.
+  await until(() => /<.erik> hello Iris/.test(log()), "irssi to show erik's line");
+  // A WHOIS from irssi.
+  tmux('send-keys', '-t', session, '/whois erik', 'Enter');
+  await until(() => screen().includes('erik [erik@switchboard]'), `irssi to show the WHOIS:\n${screen()}`);
 });

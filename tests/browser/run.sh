@@ -15,13 +15,13 @@ if [ ! -x /usr/bin/chromium ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 
-# irc.test.mjs runs a real terminal IRC client, Debian's ii.
-if ! command -v ii >/dev/null; then
-    echo "browser tests: installing Debian's ii (a terminal IRC client)"
+# irc.test.mjs runs real terminal IRC clients: Debian's ii, and irssi under tmux.
+if ! command -v ii >/dev/null || ! command -v irssi >/dev/null || ! command -v tmux >/dev/null; then
+    echo "browser tests: installing Debian's ii, irssi and tmux (terminal IRC clients)"
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y ii
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y ii irssi tmux
 fi
 
 npm install --no-audit --no-fund --loglevel=error

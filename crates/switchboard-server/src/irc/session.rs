@@ -352,6 +352,7 @@ impl Irc {
             };
             if !self.out.is_empty() {
                 let text = std::mem::take(&mut self.out);
+                tracing::trace!(%text, "IRC lines out");
                 let write = tokio::time::timeout(WRITE_TIMEOUT, async {
                     wr.write_all(text.as_bytes()).await?;
                     wr.flush().await
@@ -401,6 +402,12 @@ impl Irc {
             }
             Framed::Line(l) => l,
         };
+        // Never the parameters of PASS and AUTHENTICATE: they carry passwords.
+        if matches!(line.command.as_str(), "PASS" | "AUTHENTICATE") {
+            tracing::trace!(command = %line.command, "IRC line");
+        } else {
+            tracing::trace!(command = %line.command, params = ?line.params, "IRC line");
+        }
         self.shared
             .metrics
             .frames_in
