@@ -142,10 +142,10 @@ pub(super) struct Irc {
     /// The name the core welcomed this session under: registered once set.
     pub name: Option<String>,
     pub caps: Caps,
-    pub(super) bucket: Bucket,
-    pub(super) flood_noticed: bool,
+    bucket: Bucket,
+    flood_noticed: bool,
     pub pending: HashMap<String, Pending>,
-    pub(super) next_ref: u64,
+    next_ref: u64,
     pub echo: Echo,
     pub channels: BTreeMap<String, Channel>,
     pub batches: u64,
