@@ -154,6 +154,77 @@ async fn gather(
     Ok((total, refused, lat, (last - start_ns) as f64 / 1e9))
 }
 
+/// What every sender of a fanout or dm run sends: `messages` frames made by `frame` (to a
+/// room or to a user), at `rate` per second or flat out.
+struct Sending {
+    kind: Kind,
+    frame: fn(Kind, &str, &str) -> String,
+    messages: usize,
+    rate: u64,
+    size: usize,
+}
+
+/// What a fanout or dm run measured.
+struct Run {
+    total: u64,
+    refused: u64,
+    lat: Latencies,
+    elapsed: f64,
+    before: Option<crate::report::Usage>,
+    after: Option<crate::report::Usage>,
+    _senders: Vec<Tx>,
+}
+
+impl Run {
+    /// The fields every delivery run reports; `rate_key` names its rate.
+    fn report(self, r: &mut Report, expected: u64, rate_key: &str) {
+        r.set("expected", expected);
+        r.set("refused", self.refused);
+        r.set("lost", expected - self.total - self.refused);
+        r.set("elapsed_s", self.elapsed);
+        r.set(rate_key, self.total as f64 / self.elapsed);
+        self.lat.report(r);
+        server_usage(r, self.before, self.after, self.elapsed);
+    }
+}
+
+/// Sends from every sender, each `(connection, destination)`, then sums what the receivers
+/// got. The senders' connections are kept open until the report is made.
+async fn drive(
+    spec: Sending,
+    senders: Vec<(Tx, String)>,
+    receivers: Vec<tokio::task::JoinHandle<Received>>,
+    clock: Clock,
+    pid: Option<u32>,
+) -> anyhow::Result<Run> {
+    let before = pid.and_then(usage);
+    let t0 = clock.now_ns();
+    let pad = padding(spec.size);
+    let mut sending = Vec::new();
+    for (mut tx, to) in senders {
+        let (kind, frame, pad, n, rate) =
+            (spec.kind, spec.frame, pad.clone(), spec.messages, spec.rate);
+        sending.push(tokio::spawn(async move {
+            send_loop(&mut tx, n, rate, || frame(kind, &to, &text(&clock, &pad))).await?;
+            anyhow::Ok(tx)
+        }));
+    }
+    let mut kept = Vec::new();
+    for s in sending {
+        kept.push(s.await??);
+    }
+    let (total, refused, lat, elapsed) = gather(receivers, t0).await?;
+    Ok(Run {
+        total,
+        refused,
+        lat,
+        elapsed,
+        before,
+        after: pid.and_then(usage),
+        _senders: kept,
+    })
+}
+
 /// Parameters of a fan-out run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FanoutArgs {
@@ -204,26 +275,15 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
         }
         receivers.push(tokio::spawn(receive_loop(rx, expected, clock, None)));
     }
-    let before = pid.and_then(usage);
-    let t0 = clock.now_ns();
-    let pad = padding(a.size);
-    let mut sending = Vec::new();
-    for mut tx in senders {
-        let (kind, room, pad, n, rate) = (t.kind, a.room.clone(), pad.clone(), a.messages, a.rate);
-        sending.push(tokio::spawn(async move {
-            send_loop(&mut tx, n, rate, || {
-                proto::room_message(kind, &room, &text(&clock, &pad))
-            })
-            .await?;
-            anyhow::Ok(tx)
-        }));
-    }
-    let mut keep = Vec::new();
-    for s in sending {
-        keep.push(s.await??);
-    }
-    let (total, refused, lat, elapsed) = gather(receivers, t0).await?;
-    let after = pid.and_then(usage);
+    let senders = senders.into_iter().map(|tx| (tx, a.room.clone())).collect();
+    let spec = Sending {
+        kind: t.kind,
+        frame: proto::room_message,
+        messages: a.messages,
+        rate: a.rate,
+        size: a.size,
+    };
+    let run = drive(spec, senders, receivers, clock, pid).await?;
     let mut r = Report::new("fanout");
     r.set("target", t.kind.name());
     r.set("servers", t.servers.len());
@@ -232,15 +292,9 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
     r.set("messages", a.messages);
     r.set("size", a.size);
     r.set("rate", a.rate);
-    r.set("deliveries", total);
-    r.set("expected", expected_total);
-    r.set("refused", refused);
-    r.set("lost", expected_total - total - refused);
-    r.set("elapsed_s", elapsed);
-    r.set("deliveries_per_s", total as f64 / elapsed);
-    lat.report(&mut r);
-    server_usage(&mut r, before, after, elapsed);
-    drop((keep, idle));
+    r.set("deliveries", run.total);
+    run.report(&mut r, expected_total, "deliveries_per_s");
+    drop(idle);
     Ok(r)
 }
 
@@ -284,30 +338,16 @@ pub async fn dm(t: &Target, a: &DmArgs, pid: Option<u32>) -> anyhow::Result<Repo
             clock,
             skip,
         )));
-        senders.push((i ^ 1, tx));
+        senders.push((tx, name("d", i ^ 1)));
     }
-    let before = pid.and_then(usage);
-    let t0 = clock.now_ns();
-    let pad = padding(a.size);
-    let mut sending = Vec::new();
-    for (partner, mut tx) in senders {
-        let (kind, to, pad, m, rate) =
-            (t.kind, name("d", partner), pad.clone(), a.messages, a.rate);
-        sending.push(tokio::spawn(async move {
-            send_loop(&mut tx, m, rate, || {
-                proto::direct_message(kind, &to, &text(&clock, &pad))
-            })
-            .await?;
-            anyhow::Ok(tx)
-        }));
-    }
-    let mut keep = Vec::new();
-    for s in sending {
-        keep.push(s.await??);
-    }
-    let (total, refused, lat, elapsed) = gather(receivers, t0).await?;
-    let after = pid.and_then(usage);
-    let expected = (n * a.messages) as u64;
+    let spec = Sending {
+        kind: t.kind,
+        frame: proto::direct_message,
+        messages: a.messages,
+        rate: a.rate,
+        size: a.size,
+    };
+    let run = drive(spec, senders, receivers, clock, pid).await?;
     let mut r = Report::new("dm");
     r.set("target", t.kind.name());
     r.set("servers", t.servers.len());
@@ -315,15 +355,8 @@ pub async fn dm(t: &Target, a: &DmArgs, pid: Option<u32>) -> anyhow::Result<Repo
     r.set("messages", a.messages);
     r.set("size", a.size);
     r.set("rate", a.rate);
-    r.set("delivered", total);
-    r.set("expected", expected);
-    r.set("refused", refused);
-    r.set("lost", expected - total - refused);
-    r.set("elapsed_s", elapsed);
-    r.set("messages_per_s", total as f64 / elapsed);
-    lat.report(&mut r);
-    server_usage(&mut r, before, after, elapsed);
-    drop(keep);
+    r.set("delivered", run.total);
+    run.report(&mut r, (n * a.messages) as u64, "messages_per_s");
     Ok(r)
 }
 

@@ -16,10 +16,12 @@ mod effect;
 mod order;
 mod peering;
 mod presence;
+mod queries;
 mod replica;
 mod rooms;
 
-pub use crate::core::{Auth, Census, Config, Core, Restore, SessionId, Stamp};
+pub use crate::core::{Auth, Config, Core, Restore, SessionId, Stamp};
+pub use crate::queries::Census;
 pub use effect::Effect;
 pub use replica::Skipped;
 pub use switchboard_proto::ops::{InboxEntry, Op, OpBody, OpMeta};

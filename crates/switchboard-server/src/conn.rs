@@ -82,17 +82,7 @@ async fn serve(
         other => tracing::debug!(end = ?other, "connection ending"),
     }
     // The session leaves presence at once; the writer still flushes what is queued.
-    shared.run(|core, out| core.close(session, out));
-    shared
-        .outboxes
-        .write()
-        .expect("outboxes lock")
-        .remove(&session);
-    outbox.close(Closing {
-        error: None,
-        ws_code: 1000,
-        reason: "goodbye".into(),
-    });
+    shared.end_session(session, "goodbye");
     let _ = tokio::time::timeout(shared.cfg.drain_timeout, writer).await;
     shared
         .metrics

@@ -28,7 +28,7 @@ use switchboard_proto::server::PresenceEvent;
 use switchboard_proto::{ClientMsg, ServerMsg};
 
 use crate::conn::{now_ms, Bucket};
-use crate::outbox::{Closing, Outbox};
+use crate::outbox::Outbox;
 use crate::shared::Shared;
 
 /// The room the seed clients talk in.
@@ -199,17 +199,7 @@ pub(crate) async fn run_texts(
         };
         shared.run(|core, out| core.handle(session, msg, now_ms(), out));
     }
-    shared.run(|core, out| core.close(session, out));
-    shared
-        .outboxes
-        .write()
-        .expect("outboxes lock")
-        .remove(&session);
-    outbox.close(Closing {
-        error: None,
-        ws_code: 1000,
-        reason: "goodbye".into(),
-    });
+    shared.end_session(session, "goodbye");
     let _ = writer.await;
 }
 

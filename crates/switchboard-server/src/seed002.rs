@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::conn::now_ms;
-use crate::outbox::{Closing, Outbox};
+use crate::outbox::Outbox;
 use crate::shared::Shared;
 
 /// Longest message before `#`.
@@ -157,19 +157,7 @@ fn offline(shared: &Shared, name: &str) {
         .expect("relay lock")
         .remove(&name.to_ascii_lowercase());
     if let Some((_, _, session)) = gone {
-        shared.run(|core, out| core.close(session, out));
-        if let Some(ob) = shared
-            .outboxes
-            .write()
-            .expect("outboxes lock")
-            .remove(&session)
-        {
-            ob.close(Closing {
-                error: None,
-                ws_code: 1000,
-                reason: "offline".into(),
-            });
-        }
+        shared.end_session(session, "offline");
     }
 }
 

@@ -48,6 +48,24 @@ pub(crate) struct ContactChange {
 }
 
 impl Shared {
+    /// Ends a session: it leaves the directory at once, its outbox is unregistered and asked
+    /// to close once what is queued is written. Every connection and gateway ends this way.
+    pub(crate) fn end_session(&self, session: SessionId, reason: &str) {
+        self.run(|core, out| core.close(session, out));
+        let outbox = self
+            .outboxes
+            .write()
+            .expect("outboxes lock")
+            .remove(&session);
+        if let Some(outbox) = outbox {
+            outbox.close(Closing {
+                error: None,
+                ws_code: 1000,
+                reason: reason.into(),
+            });
+        }
+    }
+
     /// Runs `f` on the core under its lock, carries out the effects, and rings the writer if
     /// ops are waiting.
     ///

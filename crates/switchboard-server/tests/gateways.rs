@@ -179,13 +179,7 @@ async fn seed_003_json_clients_meet_native_users_in_the_lobby() {
 
 /// Sends one seed 002 message on its own connection; returns what the server answered.
 async fn relay_send(server: std::net::SocketAddr, text: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(server).await.unwrap();
-    s.write_all(text.as_bytes()).await.unwrap();
-    s.shutdown().await.unwrap();
-    let mut reply = String::new();
-    let _ = tokio::time::timeout(WAIT, s.read_to_string(&mut reply)).await;
-    reply
+    relay_send_from("127.0.0.1", server, text).await
 }
 
 /// The next message dialled to a relay client's own listener.

@@ -184,12 +184,7 @@ where
         tracing::debug!(?end, "IRC connection ending");
         shared.irc.set_away(session, irc.me(), None);
         if irc.outbox.is_some() {
-            shared.run(|core, out| core.close(session, out));
-            shared
-                .outboxes
-                .write()
-                .expect("outboxes lock")
-                .remove(&session);
+            shared.end_session(session, "goodbye");
         }
         let _ = tokio::time::timeout(WRITE_TIMEOUT, wr.shutdown()).await;
         m.connections_open.fetch_sub(1, Ordering::Relaxed);
