@@ -34,6 +34,51 @@ pub enum Page {
     /// The first `limit` messages, in stream order, strictly after a position (IRC's
     /// `CHATHISTORY AFTER`, which names a message rather than a cursor).
     Since(Position),
+    /// The messages strictly between two bounds, in stream order: the first `limit` from the
+    /// lower end, or (`newest`) the last `limit` up to the upper end. IRC's CHATHISTORY names
+    /// places by msgid or by time, and pages either way from either (BETWEEN, AROUND).
+    Between {
+        after: Bound,
+        before: Bound,
+        newest: bool,
+    },
+}
+
+/// One end of a [`Page::Between`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    /// No bound: the stream's start or end.
+    Open,
+    /// A message's place, the message itself outside the range.
+    Position(Position),
+    /// A message's place, the message itself inside the range (AROUND's centre).
+    Including(Position),
+    /// A time in milliseconds, messages accepted in that millisecond outside the range. Time
+    /// filters rather than cuts: a message is in when its own time is, wherever clock skew
+    /// between nodes put it in the stream's order.
+    Time(Millis),
+}
+
+impl Bound {
+    /// Whether `m` lies on the upper side of this bound (it is a lower bound).
+    pub fn below(&self, m: &ChatMessage) -> bool {
+        match self {
+            Bound::Open => true,
+            Bound::Position(p) => m.position() > *p,
+            Bound::Including(p) => m.position() >= *p,
+            Bound::Time(t) => m.ts > *t,
+        }
+    }
+
+    /// Whether `m` lies on the lower side of this bound (it is an upper bound).
+    pub fn above(&self, m: &ChatMessage) -> bool {
+        match self {
+            Bound::Open => true,
+            Bound::Position(p) => m.position() < *p,
+            Bound::Including(p) => m.position() <= *p,
+            Bound::Time(t) => m.ts < *t,
+        }
+    }
 }
 
 /// A page of history: messages in stream order, and whether more lie beyond.

@@ -225,11 +225,28 @@ impl Store for MemoryStore {
                 v.reverse();
                 (v, more)
             }
-            Page::After(_) | Page::Since(_) => {
+            Page::Between {
+                after,
+                before,
+                newest: true,
+            } => {
+                let mut v: Vec<ChatMessage> = all
+                    .rev()
+                    .filter(|m| after.below(m) && before.above(m))
+                    .take(limit + 1)
+                    .cloned()
+                    .collect();
+                let more = v.len() > limit;
+                v.truncate(limit);
+                v.reverse();
+                (v, more)
+            }
+            Page::After(_) | Page::Since(_) | Page::Between { .. } => {
                 let mut v: Vec<ChatMessage> = all
                     .filter(|m| match &page {
                         Page::After(cursor) => !covers(cursor, m),
                         Page::Since(p) => m.position() > *p,
+                        Page::Between { after, before, .. } => after.below(m) && before.above(m),
                         Page::Before(_) => unreachable!(),
                     })
                     .take(limit + 1)

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use switchboard_core::{Op, OpBody, OpMeta, Restore};
 use switchboard_proto::{room_key, ChatMessage, Cursor, Millis};
 
-use crate::{HistoryPage, Page, Store, StoreError};
+use crate::{Bound, HistoryPage, Page, Store, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -314,7 +314,7 @@ impl Store for SqliteStore {
         let c = self.reader()?;
         let result = (|| {
             let n = limit as i64 + 1;
-            let backwards = matches!(page, Page::Before(_));
+            let backwards = matches!(page, Page::Before(_) | Page::Between { newest: true, .. });
             let mut messages: Vec<ChatMessage> = match page {
                 Page::Before(before) => {
                     let (lamport, origin) =
@@ -338,6 +338,51 @@ impl Store for SqliteStore {
                     ))?;
                     let rows = st.query_map(
                         params![stream, p.lamport as i64, p.origin, floor as i64, n],
+                        message_from_row,
+                    )?;
+                    rows.collect::<Result<_, _>>()?
+                }
+                Page::Between {
+                    after,
+                    before,
+                    newest,
+                } => {
+                    let order = if newest { "DESC" } else { "ASC" };
+                    // The redundant `lamport >=` and `<=` give the planner a range of the
+                    // primary key to scan.
+                    let mut st = c.prepare_cached(&format!(
+                        "SELECT {MSG_COLS} FROM messages
+                         WHERE stream = ?1
+                           AND lamport >= ?2 AND (lamport > ?2 OR origin > ?3 OR (?4 AND origin = ?3))
+                           AND lamport <= ?5 AND (lamport < ?5 OR origin < ?6 OR (?7 AND origin = ?6))
+                           AND ts > ?8 AND ts < ?9 AND ts >= ?10
+                         ORDER BY lamport {order}, origin {order} LIMIT ?11"
+                    ))?;
+                    let (lo, hi) = (sql_bound(&after, -1), sql_bound(&before, i64::MAX));
+                    let t_lo = if let Bound::Time(t) = after {
+                        t as i64
+                    } else {
+                        i64::MIN
+                    };
+                    let t_hi = if let Bound::Time(t) = before {
+                        t as i64
+                    } else {
+                        i64::MAX
+                    };
+                    let rows = st.query_map(
+                        params![
+                            stream,
+                            lo.0,
+                            lo.1,
+                            lo.2,
+                            hi.0,
+                            hi.1,
+                            hi.2,
+                            t_lo,
+                            t_hi,
+                            floor as i64,
+                            n
+                        ],
                         message_from_row,
                     )?;
                     rows.collect::<Result<_, _>>()?
@@ -412,6 +457,16 @@ impl SqliteStore {
             .is_some();
         self.give_back(c);
         Ok(found)
+    }
+}
+
+/// A [`Page::Between`] bound as SQL parameters (lamport, origin, whether the position itself
+/// is in); `open` is the lamport of an open end (or of a time bound, which filters on `ts`).
+fn sql_bound(b: &Bound, open: i64) -> (i64, String, bool) {
+    match b {
+        Bound::Position(p) => (p.lamport as i64, p.origin.clone(), false),
+        Bound::Including(p) => (p.lamport as i64, p.origin.clone(), true),
+        Bound::Open | Bound::Time(_) => (open, String::new(), true),
     }
 }
 

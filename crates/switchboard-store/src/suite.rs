@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use switchboard_core::{InboxEntry, Op, OpBody, OpMeta};
 use switchboard_proto::{ChatMessage, Cursor, Position};
 
-use crate::{MemoryStore, Page, SqliteStore, Store};
+use crate::{Bound, MemoryStore, Page, SqliteStore, Store};
 
 fn meta(origin: &str, oseq: u64, lamport: u64) -> OpMeta {
     OpMeta {
@@ -209,6 +209,7 @@ fn run_suite(store: &dyn Store) {
         .position();
     let p = store.history("#general", Page::Since(last), 3, 0).unwrap();
     assert!(p.messages.is_empty() && !p.more);
+    between(store, &seen);
 
     store
         .append(
@@ -396,6 +397,71 @@ fn sqlite_store_survives_reopen() {
     let s = SqliteStore::open(dir.path()).unwrap();
     assert!(s.has_message("n1-1").unwrap());
     assert_eq!(s.load("n1").unwrap().oseq, 1);
+}
+
+/// `Page::Between`: positions (either end in or out), times, both mixed, either direction.
+fn between(store: &dyn Store, seen: &[String]) {
+    let at = |i: usize| seen_pos(seen, store, i);
+    let page = |after, before, newest, limit| {
+        let p = store
+            .history(
+                "#general",
+                Page::Between {
+                    after,
+                    before,
+                    newest,
+                },
+                limit,
+                0,
+            )
+            .unwrap();
+        (ids(&p.messages), p.more)
+    };
+    let (pos, inc) = (Bound::Position, Bound::Including);
+    assert_eq!(
+        page(pos(at(1)), pos(at(5)), false, 10),
+        (seen[2..5].to_vec(), false)
+    );
+    assert_eq!(
+        page(pos(at(1)), pos(at(5)), false, 2),
+        (seen[2..4].to_vec(), true)
+    );
+    assert_eq!(
+        page(pos(at(1)), pos(at(5)), true, 2),
+        (seen[3..5].to_vec(), true)
+    );
+    assert_eq!(
+        page(inc(at(1)), inc(at(3)), false, 10),
+        (seen[1..4].to_vec(), false)
+    );
+    // Times filter: ts 3 is n1-5 and n2-3, in stream order.
+    let ts3 = vec!["n1-5".to_string(), "n2-3".to_string()];
+    let (t2, t4) = (Bound::Time(2), Bound::Time(4));
+    assert_eq!(
+        page(t2.clone(), t4.clone(), false, 10),
+        (ts3.clone(), false)
+    );
+    assert_eq!(page(t2, t4, true, 1), (ts3[1..].to_vec(), true));
+    assert_eq!(
+        page(pos(at(0)), Bound::Time(2), false, 10),
+        (vec!["n2-1".to_string()], false)
+    );
+    assert_eq!(
+        page(Bound::Open, Bound::Open, true, 1),
+        (vec!["n1-122".to_string()], true)
+    );
+    assert_eq!(
+        page(Bound::Open, Bound::Open, false, 2),
+        (seen[..2].to_vec(), true)
+    );
+    // The floor still hides older messages.
+    let open = Page::Between {
+        after: Bound::Open,
+        before: Bound::Open,
+        newest: true,
+    };
+    let p = store.history("@alice:bob", open, 10, 55).unwrap();
+    assert_eq!(ids(&p.messages), ["n1-124"]);
 }
 
 /// The position of the `i`th message of `#general` (ids in stream order in `seen`).
