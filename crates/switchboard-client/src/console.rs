@@ -14,7 +14,8 @@ pub const HELP: &str = "commands:
   /leave [ROOM]         leave a room (the current one by default)
   /msg NAME [TEXT]      talk to NAME privately (and make the conversation current)
   /who [ROOM]           who is online (in ROOM)
-  /whois NAME           is NAME online, registered, and in which rooms
+  /whois NAME           is NAME online, registered, away, and in which rooms
+  /away [MESSAGE]       mark yourself away (on all your devices); without a message, back
   /rooms                list rooms with member counts and topics
   /topic [TEXT]         show or set the current room's topic
   /history [N]          show N older messages of the current room or conversation
@@ -163,6 +164,10 @@ impl Console {
                 }),
                 None => usage("/whois NAME"),
             },
+            "away" => Action::Send(ClientMsg::Away {
+                message: arg,
+                reff: self.reff(),
+            }),
             "rooms" | "list" => Action::Send(ClientMsg::Rooms { reff: self.reff() }),
             "topic" => match &self.current {
                 Some(Conv::Room(r)) => Action::Send(ClientMsg::Topic {
@@ -432,22 +437,43 @@ impl Console {
                     None => vec![format!("* topic of #{room}: {t}")],
                 }
             }
-            ServerMsg::Who { room, users, .. } => {
+            ServerMsg::Who {
+                room, users, away, ..
+            } => {
                 let place = room
                     .as_ref()
                     .map(|r| format!(" in #{r}"))
                     .unwrap_or_default();
+                let names: Vec<String> = users
+                    .iter()
+                    .map(|u| match away.get(u) {
+                        Some(m) => format!("{u} (away: {m})"),
+                        None => u.clone(),
+                    })
+                    .collect();
                 vec![format!(
                     "* online{place} ({}): {}",
                     users.len(),
-                    users.join(", ")
+                    names.join(", ")
                 )]
+            }
+            ServerMsg::Away { name, message, .. } => {
+                let who = if name.eq_ignore_ascii_case(&self.me) {
+                    "you are".to_string()
+                } else {
+                    format!("{name} is")
+                };
+                match message {
+                    Some(m) => vec![format!("* {who} away: {m}")],
+                    None => vec![format!("* {who} back")],
+                }
             }
             ServerMsg::Whois {
                 name,
                 online,
                 registered,
                 rooms,
+                away,
                 ..
             } => {
                 let state = if *online { "online" } else { "offline" };
@@ -456,6 +482,9 @@ impl Console {
                 if !rooms.is_empty() {
                     let rooms: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
                     line.push_str(&format!(" in {}", rooms.join(", ")));
+                }
+                if let Some(m) = away {
+                    line.push_str(&format!(", away: {m}"));
                 }
                 vec![line]
             }

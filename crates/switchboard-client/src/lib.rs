@@ -71,7 +71,7 @@ impl Client {
         let url = ws_url(url);
         let connector = tls.map(tokio_tungstenite::Connector::Rustls);
         let (ws, _) =
-            tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, false, connector)
+            tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, true, connector)
                 .await?;
         Ok(Client {
             ws,
@@ -197,6 +197,7 @@ impl Client {
             name: name.to_string(),
             password: password.map(str::to_string),
             client: Some(concat!("switchboard-client/", env!("CARGO_PKG_VERSION")).into()),
+            away_events: true,
         })
         .await?;
         let m = self
@@ -375,6 +376,7 @@ pub fn reply_ref(m: &ServerMsg) -> Option<&str> {
         | ServerMsg::Topic { reff, .. }
         | ServerMsg::Who { reff, .. }
         | ServerMsg::Whois { reff, .. }
+        | ServerMsg::Away { reff, .. }
         | ServerMsg::Pong { reff }
         | ServerMsg::Error { reff, .. }
         | ServerMsg::Contacts { reff, .. }

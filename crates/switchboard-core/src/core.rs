@@ -75,11 +75,15 @@ pub(crate) struct Session {
     pub since: Millis,
     /// False while the registration of its name is not yet durable.
     pub ready: bool,
+    /// Asked for `away` events in its hello (see away.rs).
+    pub away_events: bool,
 }
 
 pub(crate) struct User {
     pub name: String,
     pub sessions: Vec<SessionId>,
+    /// The user's away state, for all of their sessions (see away.rs).
+    pub away: switchboard_proto::peer::Away,
 }
 
 /// The (Lamport clock, origin) of an op: its place in the one order every node agrees on.
@@ -326,6 +330,7 @@ impl Core {
                 self.whois(session, &name, reff, out);
                 Ok(())
             }
+            ClientMsg::Away { message, reff } => self.away(session, message, reff, now, out),
             ClientMsg::Ping { reff } => {
                 out.push(send(session, &ServerMsg::Pong { reff }));
                 Ok(())

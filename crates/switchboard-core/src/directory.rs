@@ -86,13 +86,19 @@ impl Core {
                 rooms: Vec::new(),
                 since: now,
                 ready: !matches!(auth, Auth::Register(_)),
+                away_events: false,
             },
         );
         let user = self.users.entry(key.clone()).or_insert_with(|| User {
             name: display.clone(),
             sessions: Vec::new(),
+            away: Default::default(),
         });
         user.sessions.push(session);
+        if first {
+            // Away already set on another node, where the user is online too.
+            self.adopt_away(&key);
+        }
         if let Auth::Register(hash) = auth {
             // The name is held from now on; the welcome waits until the account is on disk.
             self.accounts
@@ -180,7 +186,7 @@ impl Core {
         reff: Option<String>,
         out: &mut Vec<Effect>,
     ) -> Result<(), ProtoError> {
-        let (room, users) = match room {
+        let (room, users): (_, Vec<String>) = match room {
             Some(r) => {
                 let bare = validate_room(&r)
                     .map_err(|e| ProtoError::new(ErrorCode::InvalidRoom, e.to_string()))?;
@@ -196,7 +202,19 @@ impl Core {
                 (None, users)
             }
         };
-        out.push(send(session, &ServerMsg::Who { reff, room, users }));
+        let away = users
+            .iter()
+            .filter_map(|n| Some((n.clone(), self.away_message(&name_key(n))?)))
+            .collect();
+        out.push(send(
+            session,
+            &ServerMsg::Who {
+                reff,
+                room,
+                users,
+                away,
+            },
+        ));
         Ok(())
     }
 
@@ -243,6 +261,7 @@ impl Core {
                 online: online.is_some(),
                 registered: account.is_some(),
                 rooms,
+                away: online.as_ref().and_then(|_| self.away_message(&key)),
             },
         ));
     }

@@ -6,6 +6,7 @@
 //! sessions, make this op durable, close that session. It does no IO, so the same code runs
 //! under the deterministic tests.
 
+mod away;
 pub mod cluster;
 mod commit;
 mod contacts;

@@ -19,6 +19,8 @@ pub(crate) struct RemoteUser {
     pub name: String,
     /// Room keys.
     pub rooms: BTreeSet<String>,
+    /// The user's away state as that node holds it (see away.rs).
+    pub away: switchboard_proto::peer::Away,
 }
 
 impl Core {
@@ -51,6 +53,7 @@ impl Core {
             since,
             rooms: rooms.into_iter().collect(),
             version: self.next_version(),
+            away: user.away.clone(),
         })
     }
 
@@ -69,6 +72,7 @@ impl Core {
             since: 0,
             rooms: Vec::new(),
             version: self.next_version(),
+            away: Default::default(),
         });
         out.push(Effect::ToPeers(PeerMsg::Presence {
             snapshot: false,
@@ -152,6 +156,7 @@ impl Core {
             let user = RemoteUser {
                 name: p.name,
                 rooms,
+                away: p.away,
             };
             self.set_remote(node, &key, Some(user), out);
         }
@@ -215,7 +220,7 @@ impl Core {
     }
 
     /// Sets (or clears) what `node` says of user `key`, and tells local room members when the
-    /// user's cluster-wide presence in a room changes.
+    /// user's cluster-wide presence in a room or away state changes.
     fn set_remote(
         &mut self,
         node: &str,
@@ -223,6 +228,7 @@ impl Core {
         user: Option<RemoteUser>,
         out: &mut Vec<Effect>,
     ) {
+        let away_before = self.away_message(key);
         let old = self
             .remote
             .get_mut(key)
@@ -241,6 +247,15 @@ impl Core {
                 .insert(node.to_string(), u);
         } else if self.remote.get(key).is_some_and(|n| n.is_empty()) {
             self.remote.remove(key);
+        }
+        if self.adopt_away(key) {
+            self.announce(key, &name, out);
+        }
+        // Told before the room changes, to the rooms the user was in; not when the user just
+        // left the whole cluster (members see them leave instead).
+        let online = self.users.contains_key(key) || self.remote.contains_key(key);
+        if online && self.away_message(key) != away_before {
+            self.tell_away(key, &name, None, out);
         }
         for r in new_rooms.difference(&old_rooms) {
             self.rooms
@@ -283,5 +298,8 @@ impl Core {
         let to: Arc<[_]> = r.member_slice();
         let frame = encode_server(&presence(r.name.clone(), name, event));
         out.push(Effect::Fanout { to, frame });
+        if event == PresenceEvent::Join {
+            self.away_on_join(room, key, name, out);
+        }
     }
 }

@@ -40,6 +40,7 @@ impl Core {
             s.rooms.push(key.clone());
         }
         let room = self.rooms.get_mut(&key).expect("inserted above");
+        let mut arrived = false;
         if newly {
             let elsewhere = room.remote.contains_key(&user_key);
             let entry = room
@@ -57,6 +58,7 @@ impl Core {
                     PresenceEvent::Join,
                 ));
                 out.push(Effect::Fanout { to, frame });
+                arrived = true;
             }
             room.members.insert(session, ());
             room.cache = None;
@@ -71,6 +73,9 @@ impl Core {
                 reff,
             },
         ));
+        if arrived {
+            self.away_on_join(&key, &user_key, &user_name, out);
+        }
         if newly {
             self.announce(&user_key, &user_name, out);
         }

@@ -19,6 +19,10 @@ pub enum ClientMsg {
         /// Free text naming the client program, for logs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
+        /// Asks for `away` events. Opt-in, so that a client older than them never gets a
+        /// frame it cannot read (older typed clients treat an unknown frame as an error).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        away_events: bool,
     },
     /// Join a room, creating it if new.
     Join {
@@ -85,6 +89,14 @@ pub enum ClientMsg {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reff: Option<String>,
     },
+    /// Sets the user's away message (all of the user's sessions, on every node), or clears it
+    /// when `message` is absent, null or empty. At most `MAX_AWAY_BYTES`, one line.
+    Away {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+    },
     /// Application-level keepalive; answered with `pong`.
     Ping {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
@@ -126,6 +138,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "history",
     "who",
     "whois",
+    "away",
     "ping",
     "bye",
     "contacts",
@@ -146,6 +159,7 @@ macro_rules! with_reff {
             | ClientMsg::History { reff: $r, .. }
             | ClientMsg::Who { reff: $r, .. }
             | ClientMsg::Whois { reff: $r, .. }
+            | ClientMsg::Away { reff: $r, .. }
             | ClientMsg::Ping { reff: $r }
             | ClientMsg::Contacts { reff: $r }
             | ClientMsg::ContactSet { reff: $r, .. }

@@ -144,6 +144,47 @@ mod tests {
         );
     }
 
+    #[test]
+    fn away_frames() {
+        for (text, message) in [
+            (
+                r#"{"type":"away","message":"lunch","ref":"1"}"#,
+                Some("lunch"),
+            ),
+            (r#"{"type":"away","message":null,"ref":"1"}"#, None),
+            (r#"{"type":"away","ref":"1"}"#, None),
+        ] {
+            assert_eq!(
+                decode_client(text).unwrap(),
+                ClientMsg::Away {
+                    message: message.map(str::to_string),
+                    reff: Some("1".into())
+                }
+            );
+        }
+        // A hello without `away_events` (every client older than away) still decodes.
+        let hello = decode_client(r#"{"type":"hello","v":1,"name":"a"}"#).unwrap();
+        assert!(matches!(
+            hello,
+            ClientMsg::Hello {
+                away_events: false,
+                ..
+            }
+        ));
+        let back = ServerMsg::Away {
+            reff: None,
+            name: "bob".into(),
+            message: None,
+        };
+        let text = String::from_utf8(encode_server(&back).to_vec()).unwrap();
+        assert_eq!(text, r#"{"type":"away","name":"bob"}"#);
+        // A `who` from a node without away, and one with it.
+        let old = decode_server(r#"{"type":"who","users":["bob"]}"#).unwrap();
+        assert!(matches!(old, ServerMsg::Who { away, .. } if away.is_empty()));
+        let new = decode_server(r#"{"type":"who","users":["bob"],"away":{"bob":"lunch"}}"#);
+        assert!(matches!(new.unwrap(), ServerMsg::Who { away, .. } if away["bob"] == "lunch"));
+    }
+
     fn arb_opt() -> impl Strategy<Value = Option<String>> {
         proptest::option::of(".{0,20}")
     }
@@ -157,6 +198,7 @@ mod tests {
                         name,
                         password,
                         client,
+                        away_events: false,
                     }
                 }
             ),
@@ -193,6 +235,7 @@ mod tests {
                 reff
             }),
             arb_opt().prop_map(|reason| ClientMsg::Bye { reason }),
+            (arb_opt(), arb_opt()).prop_map(|(message, reff)| ClientMsg::Away { message, reff }),
         ]
     }
 

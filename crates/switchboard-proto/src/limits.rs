@@ -17,6 +17,10 @@ pub const MAX_ROOM_LEN: usize = 64;
 /// Longest room topic, in bytes of UTF-8.
 pub const MAX_TOPIC_BYTES: usize = 512;
 
+/// Longest away message, in bytes of UTF-8: IRC's AWAYLEN, so that the same message fits
+/// every face of the service (an IRC client is told `AWAYLEN=200`).
+pub const MAX_AWAY_BYTES: usize = 200;
+
 /// Longest password, in bytes: argon2 accepts more, but nobody types more.
 pub const MAX_PASSWORD_BYTES: usize = 256;
 

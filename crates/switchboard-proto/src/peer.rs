@@ -39,6 +39,29 @@ pub struct UserPresence {
     /// (incarnation of the announcing node, announcement counter): a receiver ignores news
     /// older than what it has, so a delayed announcement never undoes a newer one.
     pub version: (u64, u64),
+    /// The user's away state as the announcing node holds it. Optional on the wire (a node
+    /// older than away sends none and ignores it), so the peer version stays 1.
+    #[serde(default, skip_serializing_if = "Away::is_unset")]
+    pub away: Away,
+}
+
+/// A user's away state: the message (`None`: here) and when it was set. Away is one state
+/// per user across all their sessions and nodes, so two settings meet by last writer wins:
+/// the larger `at` (milliseconds, but never below one past what the setter's node had seen
+/// for the user, so a later setting wins even under clock skew; ties go to the node name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Away {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// (time-like stamp, node that set it).
+    pub at: (u64, String),
+}
+
+impl Away {
+    /// Never set (or the default of a node that does not know away).
+    pub fn is_unset(&self) -> bool {
+        self.message.is_none() && self.at.0 == 0
+    }
 }
 
 /// A node-to-node message.
@@ -124,5 +147,27 @@ mod tests {
             r#"{"type":"heartbeat","clock":7,"members":[{"node":"a","url":"ws://127.0.0.1:1"}],"vv":{"a":3}}"#
         );
         assert_eq!(serde_json::from_str::<PeerMsg>(&text).unwrap(), m);
+    }
+
+    /// An announcement without `away` (from a node older than away) reads as never set, and
+    /// one with it keeps it: the field is optional both ways, so the peer version stays 1.
+    #[test]
+    fn presence_away_is_optional() {
+        let old = r#"{"type":"presence","snapshot":true,"users":[{"name":"a","online":true,"registered":false,"since":1,"rooms":[],"version":[1,2]}]}"#;
+        let PeerMsg::Presence { users, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("not presence");
+        };
+        assert!(users[0].away.is_unset());
+        let mut p = users[0].clone();
+        p.away = Away {
+            message: Some("lunch".into()),
+            at: (5, "n1".into()),
+        };
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(
+            text.ends_with(r#""away":{"message":"lunch","at":[5,"n1"]}}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<UserPresence>(&text).unwrap(), p);
     }
 }

@@ -1,5 +1,7 @@
 //! Messages a node sends to a client over `/v1/ws`, one JSON object per text frame.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Cursor, ErrorCode, Millis};
@@ -153,6 +155,9 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
         users: Vec<String>,
+        /// The away messages of the users listed who are away, by name (absent: nobody is).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        away: BTreeMap<String, String>,
     },
     /// Whether a user exists and is online.
     Whois {
@@ -163,6 +168,20 @@ pub enum ServerMsg {
         registered: bool,
         #[serde(default)]
         rooms: Vec<String>,
+        /// The user's away message, when they are online and away.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
+    },
+    /// `name` went away (`message` present) or came back (absent): the reply to `away` (with
+    /// its `ref`), and an event (without) to the user's other sessions and to the sessions
+    /// that share a room with them, on every node, when they asked for it in `hello`. Also
+    /// sent to a room's members after `presence` `join` when the joiner is away.
+    Away {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reff: Option<String>,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     Pong {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]

@@ -217,9 +217,13 @@ impl Conn {
 
     /// Handles the first frame, which must be `hello`.
     async fn hello(&mut self, text: &str) -> Result<(), ProtoError> {
-        let (name, password) = match decode_client(text)? {
+        let (name, password, away_events) = match decode_client(text)? {
             ClientMsg::Hello {
-                v, name, password, ..
+                v,
+                name,
+                password,
+                away_events,
+                ..
             } => {
                 if v != PROTOCOL_VERSION {
                     return Err(ProtoError::new(
@@ -227,7 +231,7 @@ impl Conn {
                         format!("this node speaks protocol version {PROTOCOL_VERSION}"),
                     ));
                 }
-                (name, password)
+                (name, password, away_events)
             }
             _ => {
                 return Err(ProtoError::new(
@@ -275,8 +279,12 @@ impl Conn {
             .expect("outboxes lock")
             .insert(self.session, self.outbox.clone());
         let session = self.session;
-        self.shared
-            .run(|core, out| core.hello(session, &name, auth, now_ms(), out));
+        self.shared.run(|core, out| {
+            core.hello(session, &name, auth, now_ms(), out);
+            if away_events {
+                core.want_away_events(session);
+            }
+        });
         Ok(())
     }
 

@@ -186,7 +186,6 @@ pub async fn serve_listeners(
         cluster,
         contact_changes: tokio::sync::broadcast::channel(4096).0,
         relay: seed002::Registry::default(),
-        irc: irc::Registry::default(),
     });
     let writer = writer::spawn(shared.clone(), doorbell_rx);
     let upkeep = writer::spawn_maintenance(shared.clone());

@@ -35,8 +35,6 @@ pub(crate) struct Shared {
     pub contact_changes: tokio::sync::broadcast::Sender<ContactChange>,
     /// Seed 002's registered relay clients.
     pub relay: crate::seed002::Registry,
-    /// What the IRC connections share (away messages).
-    pub irc: crate::irc::Registry,
 }
 
 /// A contact set (with `phone`) or deleted, here or on another node.

@@ -1,5 +1,5 @@
 //! A registered connection's commands, turned into requests to the core (or answered here:
-//! MODE, MOTD, LUSERS, AWAY, WHOWAS), and the welcome burst.
+//! MODE, MOTD, LUSERS, WHOWAS), and the welcome burst.
 
 use switchboard_proto::ClientMsg;
 
@@ -8,8 +8,9 @@ use super::replies::key;
 use super::session::{End, Irc, Pending};
 use super::NETWORK;
 
-/// Longest away message kept (ISUPPORT AWAYLEN).
-const AWAYLEN: usize = 200;
+/// Longest away message kept (ISUPPORT AWAYLEN): the core's limit for every protocol.
+const AWAYLEN: usize = switchboard_proto::limits::MAX_AWAY_BYTES;
+const _: () = assert!(AWAYLEN == 200, "ISUPPORT says AWAYLEN=200");
 
 /// Most targets of one PRIVMSG or NOTICE (ISUPPORT TARGMAX).
 const MAX_TARGETS: usize = 4;
@@ -179,13 +180,11 @@ pub(super) async fn command(irc: &mut Irc, l: Line) -> Option<End> {
                     }
                     m.truncate(cut);
                 }
-                irc.shared.irc.set_away(irc.session, &me, Some(m));
-                irc.numeric("306", &["You have been marked as being away"]);
+                // Away is the user's, on every node and protocol: the core keeps it, and
+                // its reply becomes 306.
+                irc.request(ClientMsg::Away { message: Some(m), reff: None }, Pending::Away);
             }
-            None => {
-                irc.shared.irc.set_away(irc.session, &me, None);
-                irc.numeric("305", &["You are no longer marked as being away"]);
-            }
+            None => irc.request(ClientMsg::Away { message: None, reff: None }, Pending::Away),
         },
         // Nothing is kept of users gone (irssi asks after a WHOIS gets 401).
         "WHOWAS" => match p(0) {
@@ -209,20 +208,17 @@ pub(super) async fn command(irc: &mut Irc, l: Line) -> Option<End> {
         }
         "USERHOST" => {
             let core = irc.shared.core.lock().expect("core lock");
-            let found: Vec<String> = l
+            let replies: Vec<String> = l
                 .params
                 .iter()
                 .take(5)
                 .filter_map(|n| core.online_name(n))
-                .collect();
-            drop(core);
-            let replies: Vec<String> = found
-                .iter()
                 .map(|n| {
-                    let away = if irc.shared.irc.away_of(n).is_some() { '-' } else { '+' };
+                    let away = if core.away_of(&n).is_some() { '-' } else { '+' };
                     format!("{n}={away}{n}@{}", super::HOST)
                 })
                 .collect();
+            drop(core);
             irc.numeric("302", &[&replies.join(" ")]);
         }
         "MOTD" => motd(irc),
@@ -249,7 +245,8 @@ fn send(irc: &mut Irc, target: &str, text: &str, notice: bool) {
         },
         None => {
             if !notice {
-                if let Some(away) = irc.shared.irc.away_of(target) {
+                let away = irc.shared.core.lock().expect("core lock").away_of(target);
+                if let Some(away) = away {
                     irc.numeric("301", &[target, &away]);
                 }
             }

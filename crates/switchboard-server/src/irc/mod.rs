@@ -12,10 +12,12 @@
 //! - `replies.rs`: the core's frames as IRC lines and numerics.
 //! - `history.rs`: CHATHISTORY from the store, and msgids.
 //!
-//! AWAY is kept here, per IRC connection, and not in the core: the native protocol has no
-//! away state, so only IRC users on this node can see it (WHOIS 301, WHO's G flag, 301 to a
-//! PRIVMSG, away-notify). Putting it in the core would mean a new presence field replicated
-//! across nodes and shown to native clients; that is future work, written down in docs/irc.md.
+//! AWAY is not kept here: away is a presence state of the whole service, held by the core
+//! (per user, replicated with presence; see switchboard-core's away.rs). AWAY is a core
+//! request whose reply becomes 305/306; WHOIS's 301 and WHO's `G` come from the `whois` and
+//! `who` replies, 301 to a PRIVMSG and USERHOST's `-` from the core's directory, and
+//! away-notify from the core's `away` events (every IRC session asks for them), so IRC users
+//! see native users of every node away and the other way round.
 
 mod commands;
 mod history;
@@ -24,11 +26,9 @@ mod register;
 mod replies;
 mod session;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use switchboard_core::SessionId;
 use tokio::net::TcpListener;
 
 use crate::shared::Shared;
@@ -38,62 +38,6 @@ pub(crate) const HOST: &str = "switchboard";
 
 /// The network's name (ISUPPORT NETWORK).
 pub(crate) const NETWORK: &str = "Switchboard";
-
-/// An IRC user set or cleared their away message.
-#[derive(Debug, Clone)]
-pub(crate) struct AwayChange {
-    pub name: String,
-    pub message: Option<String>,
-}
-
-/// What the IRC connections of a node share: away messages.
-pub(crate) struct Registry {
-    /// Away IRC sessions: session -> (name key, message).
-    away: Mutex<HashMap<SessionId, (String, String)>>,
-    /// Away changes, for the connections that asked for away-notify.
-    pub changes: tokio::sync::broadcast::Sender<AwayChange>,
-}
-
-impl Default for Registry {
-    fn default() -> Registry {
-        Registry {
-            away: Mutex::new(HashMap::new()),
-            changes: tokio::sync::broadcast::channel(1024).0,
-        }
-    }
-}
-
-impl Registry {
-    /// Sets (`Some`) or clears a session's away message, and tells the others.
-    pub fn set_away(&self, session: SessionId, name: &str, message: Option<String>) {
-        let before = self.away_of(name);
-        {
-            let mut away = self.away.lock().expect("away lock");
-            match &message {
-                Some(m) => away.insert(session, (name.to_ascii_lowercase(), m.clone())),
-                None => away.remove(&session),
-            };
-        }
-        let after = self.away_of(name);
-        if before != after {
-            let _ = self.changes.send(AwayChange {
-                name: name.to_string(),
-                message: after,
-            });
-        }
-    }
-
-    /// A user's away message, if one of their IRC connections here set one.
-    pub fn away_of(&self, name: &str) -> Option<String> {
-        let key = name.to_ascii_lowercase();
-        self.away
-            .lock()
-            .expect("away lock")
-            .values()
-            .find(|(k, _)| *k == key)
-            .map(|(_, m)| m.clone())
-    }
-}
 
 /// Accepts IRC connections (over TLS when `tls` is given) until the node stops.
 pub(crate) async fn listen(

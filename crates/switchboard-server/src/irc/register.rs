@@ -276,6 +276,8 @@ impl Irc {
         let session = self.session;
         let ok = self.shared.run(|core, out| {
             core.hello(session, &name, auth, now_ms(), out);
+            // For away-notify, and for 305/306 when another session of the user changes it.
+            core.want_away_events(session);
             core.has_session(session)
         });
         if ok {

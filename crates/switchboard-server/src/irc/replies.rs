@@ -10,7 +10,7 @@ use switchboard_proto::{ChatMessage, ErrorCode, ServerMsg};
 use super::history::msgid;
 use super::line::{self, escape_tag, iso_time, split_text};
 use super::session::{Channel, Irc, Pending};
-use super::{AwayChange, HOST, NETWORK};
+use super::{HOST, NETWORK};
 
 /// A user's prefix: `nick!nick@switchboard`.
 pub(super) fn mask(nick: &str) -> String {
@@ -115,7 +115,9 @@ impl Irc {
                     }
                 }
             }
-            ServerMsg::Who { reff, users, .. } => match self.take(reff) {
+            ServerMsg::Who {
+                reff, users, away, ..
+            } => match self.take(reff) {
                 Some(Pending::Names(ch)) => self.names(&ch, &users),
                 Some(Pending::Who(mask)) => {
                     let ch = if mask.starts_with('#') {
@@ -124,7 +126,7 @@ impl Irc {
                         "*".into()
                     };
                     for u in &users {
-                        self.who_line(&ch, u);
+                        self.who_line(&ch, u, away.contains_key(u));
                     }
                     self.numeric("315", &[&mask, "End of /WHO list"]);
                 }
@@ -136,10 +138,11 @@ impl Irc {
                 online,
                 registered,
                 rooms,
+                away,
             } => match self.take(reff) {
                 Some(Pending::WhoNick(mask)) => {
                     if online {
-                        self.who_line("*", &name);
+                        self.who_line("*", &name, away.is_some());
                     }
                     self.numeric("315", &[&mask, "End of /WHO list"]);
                 }
@@ -159,7 +162,7 @@ impl Irc {
                         if registered {
                             self.numeric("330", &[&name, &name, "is logged in as"]);
                         }
-                        if let Some(away) = self.shared.irc.away_of(&name) {
+                        if let Some(away) = away {
                             self.numeric("301", &[&name, &away]);
                         }
                     }
@@ -167,6 +170,23 @@ impl Irc {
                 }
                 _ => {}
             },
+            ServerMsg::Away {
+                reff,
+                name,
+                message,
+            } => {
+                let asked = matches!(self.take(reff), Some(Pending::Away));
+                if asked || name.eq_ignore_ascii_case(self.me()) {
+                    // This connection's AWAY, or another session of the user (the web page)
+                    // changed it: away is the user's, so the client is told either way.
+                    match message {
+                        Some(_) => self.numeric("306", &["You have been marked as being away"]),
+                        None => self.numeric("305", &["You are no longer marked as being away"]),
+                    }
+                } else {
+                    self.away_changed(&name, message.as_deref());
+                }
+            }
             ServerMsg::Error {
                 code,
                 message,
@@ -228,12 +248,8 @@ impl Irc {
         self.numeric("366", &[ch, "End of /NAMES list"]);
     }
 
-    fn who_line(&mut self, ch: &str, nick: &str) {
-        let flag = if self.shared.irc.away_of(nick).is_some() {
-            "G"
-        } else {
-            "H"
-        };
+    fn who_line(&mut self, ch: &str, nick: &str, away: bool) {
+        let flag = if away { "G" } else { "H" };
         let server = self.server.clone();
         self.numeric(
             "352",
@@ -252,14 +268,9 @@ impl Irc {
         match event {
             PresenceEvent::Join => {
                 ch.members.insert(key(name));
+                // If they are away, the core's `away` frame follows (away-notify).
                 self.out
                     .push_str(&line::format(&[], &mask(name), "JOIN", &[&chan]));
-                if self.caps.away_notify {
-                    if let Some(away) = self.shared.irc.away_of(name) {
-                        self.out
-                            .push_str(&line::format(&[], &mask(name), "AWAY", &[&away]));
-                    }
-                }
             }
             PresenceEvent::Leave => {
                 ch.members.remove(&key(name));
@@ -269,18 +280,16 @@ impl Irc {
         }
     }
 
-    /// Someone's away state changed: told when they share a channel (away-notify).
-    pub(super) fn away_changed(&mut self, a: &AwayChange) {
-        if a.name.eq_ignore_ascii_case(self.me()) {
+    /// Someone's away state changed, on any node and protocol: told when they share a
+    /// channel and the client asked for away-notify.
+    fn away_changed(&mut self, name: &str, message: Option<&str>) {
+        let k = key(name);
+        if !self.caps.away_notify || !self.channels.values().any(|c| c.members.contains(&k)) {
             return;
         }
-        let k = key(&a.name);
-        if !self.channels.values().any(|c| c.members.contains(&k)) {
-            return;
-        }
-        let params: Vec<&str> = a.message.as_deref().into_iter().collect();
+        let params: Vec<&str> = message.into_iter().collect();
         self.out
-            .push_str(&line::format(&[], &mask(&a.name), "AWAY", &params));
+            .push_str(&line::format(&[], &mask(name), "AWAY", &params));
     }
 
     /// An error from the core, answered as the command it was for expects.
@@ -328,7 +337,7 @@ impl Irc {
                 self.numeric("318", &[&nick, "End of /WHOIS list"]);
             }
             Some(Pending::List(_)) => self.numeric("323", &["End of /LIST"]),
-            None => self.server_line("NOTICE", &[&me, message]),
+            Some(Pending::Away) | None => self.server_line("NOTICE", &[&me, message]),
         }
     }
 

@@ -91,6 +91,7 @@ pub(super) enum Pending {
     Who(String),
     WhoNick(String),
     Whois(String),
+    Away,
 }
 
 /// A channel this connection is in, and who is in it (for away-notify), by key.
@@ -182,7 +183,6 @@ where
         let mut irc = Irc::new(shared.clone(), session);
         let end = irc.serve(&mut rd, &mut wr).await;
         tracing::debug!(?end, "IRC connection ending");
-        shared.irc.set_away(session, irc.me(), None);
         if irc.outbox.is_some() {
             shared.end_session(session, "goodbye");
         }
@@ -200,7 +200,6 @@ enum Event {
     Read(std::io::Result<usize>),
     Timer,
     Stop,
-    Away(super::AwayChange),
 }
 
 impl Irc {
@@ -273,7 +272,6 @@ impl Irc {
         let mut chunk = [0u8; 512];
         let mut batch = Vec::new();
         let mut stop = self.shared.cluster.stop.subscribe();
-        let mut away = self.shared.irc.changes.subscribe();
         let started = Instant::now();
         let mut heard = Instant::now();
         let mut pinged = false;
@@ -286,7 +284,6 @@ impl Irc {
                 heard + cfg.idle_timeout / 3
             };
             let outbox = self.outbox.clone();
-            let away_notify = self.caps.away_notify && self.name.is_some();
             let event = tokio::select! {
                 biased;
                 c = async {
@@ -298,10 +295,6 @@ impl Irc {
                 n = rd.read(&mut chunk) => Event::Read(n),
                 _ = tokio::time::sleep_until(deadline.into()) => Event::Timer,
                 _ = crate::cluster::stopped(&mut stop), if outbox.is_none() => Event::Stop,
-                a = away.recv(), if away_notify => match a {
-                    Ok(a) => Event::Away(a),
-                    Err(_) => continue,
-                },
             };
             let ended = match event {
                 Event::Batch(closing) => self.frames(&mut batch, closing),
@@ -340,10 +333,6 @@ impl Irc {
                     None
                 }
                 Event::Stop => Some(self.error("the node is shutting down")),
-                Event::Away(a) => {
-                    self.away_changed(&a);
-                    None
-                }
             };
             if !self.out.is_empty() {
                 let text = std::mem::take(&mut self.out);
