@@ -4,6 +4,8 @@
 //! linked nodes, and TLS.
 
 mod common;
+#[path = "irc/history.rs"]
+mod history;
 
 use std::time::Duration;
 

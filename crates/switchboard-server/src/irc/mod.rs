@@ -11,6 +11,8 @@
 //! - `commands.rs`: a registered connection's commands, and the welcome burst.
 //! - `replies.rs`: the core's frames as IRC lines and numerics.
 //! - `history.rs`: CHATHISTORY from the store, and msgids.
+//! - `playback.rs`: a channel's latest messages after a JOIN, for clients without
+//!   draft/chathistory.
 //!
 //! AWAY is not kept here: away is a presence state of the whole service, held by the core
 //! (per user, replicated with presence; see switchboard-core's away.rs). AWAY is a core
@@ -22,6 +24,7 @@
 mod commands;
 mod history;
 pub(crate) mod line;
+mod playback;
 mod register;
 mod replies;
 mod session;

@@ -9,6 +9,7 @@ use switchboard_proto::{ChatMessage, ErrorCode, ServerMsg};
 
 use super::history::msgid;
 use super::line::{self, escape_tag, iso_time, split_text};
+use super::playback::Playback;
 use super::session::{Channel, Irc, Pending};
 use super::{HOST, NETWORK};
 
@@ -26,16 +27,19 @@ impl Irc {
     /// One frame of the core, as IRC lines.
     pub(super) fn translate(&mut self, msg: ServerMsg) {
         match msg {
-            ServerMsg::Welcome { name, .. } => {
+            ServerMsg::Welcome { name, dms, .. } => {
+                for d in dms {
+                    self.dms.insert(key(&d.with), d.with);
+                }
                 self.name = Some(name);
                 super::commands::welcome(self);
             }
             ServerMsg::Joined {
                 room,
+                cursor,
                 topic,
                 members,
                 reff,
-                ..
             } => {
                 self.take(reff);
                 let k = key(&room);
@@ -51,6 +55,13 @@ impl Irc {
                     self.topic_who_time(&ch);
                 }
                 self.names(&ch, &members);
+                if !self.caps.chathistory {
+                    self.playback.push(Playback {
+                        channel: ch.clone(),
+                        stream: switchboard_proto::room_key(&room),
+                        cursor,
+                    });
+                }
                 let members: BTreeSet<String> = members.iter().map(|m| key(m)).collect();
                 self.channels.insert(
                     k,
@@ -344,6 +355,14 @@ impl Irc {
     /// A message of the core: shown, unless it is this connection's own and the client did
     /// not ask for echo-message.
     fn message(&mut self, m: ChatMessage) {
+        if let (None, Some(to)) = (&m.room, &m.to) {
+            let other = if m.from.eq_ignore_ascii_case(self.me()) {
+                to
+            } else {
+                &m.from
+            };
+            self.dms.entry(key(other)).or_insert_with(|| other.clone());
+        }
         if !m.from.eq_ignore_ascii_case(self.me()) {
             return self.show(&m, "PRIVMSG", None);
         }

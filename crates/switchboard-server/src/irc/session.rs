@@ -150,6 +150,10 @@ pub(super) struct Irc {
     pub echo: Echo,
     pub channels: BTreeMap<String, Channel>,
     pub batches: u64,
+    /// The user's direct conversations, by the other's key: their name as shown (TARGETS).
+    pub dms: BTreeMap<String, String>,
+    /// Joins whose history is still to be played back (playback.rs).
+    pub playback: Vec<super::playback::Playback>,
 }
 
 /// Why a connection ends.
@@ -227,6 +231,8 @@ impl Irc {
             echo: Echo::default(),
             channels: BTreeMap::new(),
             batches: 0,
+            dms: BTreeMap::new(),
+            playback: Vec::new(),
         }
     }
 
@@ -297,7 +303,7 @@ impl Irc {
                 _ = crate::cluster::stopped(&mut stop), if outbox.is_none() => Event::Stop,
             };
             let ended = match event {
-                Event::Batch(closing) => self.frames(&mut batch, closing),
+                Event::Batch(closing) => self.frames(&mut batch, closing).await,
                 Event::Read(Ok(0)) | Event::Read(Err(_)) => return End::Closed,
                 Event::Read(Ok(n)) => {
                     heard = Instant::now();
@@ -312,7 +318,7 @@ impl Irc {
                         if ended.is_none() {
                             if let Some(o) = self.outbox.clone() {
                                 if let Some(closing) = o.next_batch(&mut batch).now_or_never() {
-                                    ended = self.frames(&mut batch, closing);
+                                    ended = self.frames(&mut batch, closing).await;
                                 }
                             }
                         }
@@ -352,7 +358,8 @@ impl Irc {
     }
 
     /// Frames from the core's outbox; a closing outbox ends the connection with an ERROR.
-    fn frames(
+    /// A join's playback goes out right after its JOIN burst, before the frames after it.
+    async fn frames(
         &mut self,
         batch: &mut Vec<axum::extract::ws::Utf8Bytes>,
         closing: Option<Closing>,
@@ -360,6 +367,10 @@ impl Irc {
         for frame in std::mem::take(batch) {
             if let Ok(msg) = switchboard_proto::decode_server(&frame) {
                 self.translate(msg);
+            }
+            if !self.playback.is_empty() {
+                // Boxed, as on_framed: only a join carries this state.
+                Box::pin(self.play_back()).await;
             }
         }
         let closing = closing?;
