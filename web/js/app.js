@@ -184,7 +184,7 @@ function renderSidebar() {
 }
 
 function renderPeople() {
-  renderOnline(ui.onlineList, ui.onlineCount, state.online, state.me, (name) => openDm(name));
+  renderOnline(ui.onlineList, ui.onlineCount, state.online, state.me, (name) => openDm(name), state.away);
 }
 
 function renderContacts() {
@@ -639,6 +639,10 @@ function onFrame(msg) {
       scheduleWho();
       break;
     }
+    case 'away':
+      // Someone in one of our rooms (or we, on another device) went away or came back.
+      applyAway(msg);
+      break;
     case 'topic':
       applyTopic(msg);
       break;
@@ -777,6 +781,7 @@ async function refreshWho({ contacts = true } = {}) {
   try {
     const who = await conn.request({ type: 'who' });
     state.online = who.users || [];
+    state.away = new Map(Object.entries(who.away || {}).map(([n, m]) => [n.toLowerCase(), m]));
     renderPeople();
   } catch {
     // Shown again at the next refresh.
@@ -874,6 +879,13 @@ function signOutLocally() {
 // ---------------------------------------------------------------------------------------------
 // Composer
 
+/** An `away` frame (event or reply): who is away, with which message, or back. */
+function applyAway(msg) {
+  if (msg.message) state.away.set(msg.name.toLowerCase(), msg.message);
+  else state.away.delete(msg.name.toLowerCase());
+  renderPeople();
+}
+
 /** Slash commands, for those who prefer typing. Returns true when `text` was one. */
 async function command(text) {
   const [cmd, ...rest] = text.slice(1).split(' ');
@@ -906,8 +918,15 @@ async function command(text) {
       // The setter gets the change as the reply; the other members as an event.
       applyTopic(await conn.request({ type: 'topic', room: conv.name, topic: arg }));
       return;
+    case 'away': {
+      // For all of this user's sessions; without a message, back.
+      const reply = await conn.request({ type: 'away', message: arg || null });
+      applyAway(reply);
+      announcer.say(reply.message ? `You are away: ${reply.message}` : 'You are back');
+      return;
+    }
     default:
-      throw Object.assign(new Error(`unknown command /${cmd}: try /join, /leave, /msg or /topic`), { code: 'usage' });
+      throw Object.assign(new Error(`unknown command /${cmd}: try /join, /leave, /msg, /topic or /away`), { code: 'usage' });
   }
 }
 

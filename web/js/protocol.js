@@ -332,7 +332,8 @@ export class Connection extends EventTarget {
       if (this.ws === ws && !this.ready) this.drop({ code: 4001, reason: 'the server did not answer in time' });
     }, CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
-      const hello = { type: 'hello', v: PROTOCOL_VERSION, name: this.name, client: this.client };
+      // away_events: `away` frames when someone in our rooms goes away or comes back.
+      const hello = { type: 'hello', v: PROTOCOL_VERSION, name: this.name, client: this.client, away_events: true };
       if (this.password) hello.password = this.password;
       ws.send(JSON.stringify(hello));
     };

@@ -185,6 +185,8 @@ export class ChatState {
     this.active = null;
     /** Names online on the node (from `who`). */
     this.online = [];
+    /** Away messages of users online, by lowercased name (from `who` and `away` events). */
+    this.away = new Map();
     /** The contact book (registered users). */
     this.contacts = new ContactBook();
   }

@@ -157,15 +157,30 @@ export function renderConvList(ul, convs, activeKey, onOpen) {
   }
 }
 
-/** Who is online: everyone but me is a button that opens a conversation. */
-export function renderOnline(ul, countNode, names, me, onOpen) {
+/** "away", muted, with the away message as its tooltip and, for screen readers, as text. */
+function awayLabel(message) {
+  return el(
+    'span',
+    { className: 'muted away', attrs: { title: message, 'data-testid': 'away' } },
+    ' away',
+    el('span', { className: 'visually-hidden', text: `: ${message}` }),
+  );
+}
+
+/**
+ * Who is online: everyone but me is a button that opens a conversation. `away` maps lowercased
+ * names to away messages.
+ */
+export function renderOnline(ul, countNode, names, me, onOpen, away = new Map()) {
   ul.replaceChildren();
   countNode.textContent = names.length ? String(names.length) : '';
   for (const name of names) {
     const li = el('li');
+    const message = away.get(name.toLowerCase());
+    const label = message === undefined ? null : awayLabel(message);
     if (sameName(name, me)) {
       li.append(
-        el('span', { className: 'person me-person' }, avatar(name, 'small'), el('span', { text: name }), el('span', { className: 'muted', text: ' (you)' })),
+        el('span', { className: 'person me-person' }, avatar(name, 'small'), el('span', { text: name }), el('span', { className: 'muted', text: ' (you)' }), label),
       );
     } else {
       const b = el(
@@ -176,6 +191,7 @@ export function renderOnline(ul, countNode, names, me, onOpen) {
         },
         avatar(name, 'small'),
         el('span', { text: name }),
+        label,
         el('span', { className: 'visually-hidden', text: ' (send a direct message)' }),
       );
       b.addEventListener('click', () => onOpen(name));

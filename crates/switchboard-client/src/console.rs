@@ -457,17 +457,11 @@ impl Console {
                     names.join(", ")
                 )]
             }
-            ServerMsg::Away { name, message, .. } => {
-                let who = if name.eq_ignore_ascii_case(&self.me) {
-                    "you are".to_string()
-                } else {
-                    format!("{name} is")
-                };
-                match message {
-                    Some(m) => vec![format!("* {who} away: {m}")],
-                    None => vec![format!("* {who} back")],
-                }
-            }
+            // Someone in one of your rooms, or you on another device (or this one).
+            ServerMsg::Away { name, message, .. } => match message {
+                Some(m) => vec![format!("* {name} is away: {m}")],
+                None => vec![format!("* {name} is back")],
+            },
             ServerMsg::Whois {
                 name,
                 online,
