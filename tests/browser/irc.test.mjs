@@ -1,8 +1,9 @@
 // IRC users among the others: an IRC client (written here on node's `net` from RFC 2812), a
 // console user and a browser user share a room across two linked nodes, and talk privately;
-// then real terminal clients from Debian exchange messages with a console user: `ii`, and
-// irssi under tmux signing in to a registered name with SASL (run.sh installs them when
-// missing).
+// then real terminal clients from Debian exchange messages with a console user: `ii`, irssi
+// under tmux signing in to a registered name with SASL, and WeeChat headless signing in with
+// SASL and shown the room's earlier messages on joining (join playback; run.sh installs them
+// when missing).
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -222,4 +223,70 @@ settings = {
   // A WHOIS from irssi.
   tmux('send-keys', '-t', session, '/whois erik', 'Enter');
   await until(() => screen().includes('erik [erik@switchboard]'), `irssi to show the WHOIS:\n${screen()}`);
+});
+
+test('WeeChat signs in with SASL, is shown what was said before it joined, and talks with a console user', async () => {
+  // A registered name, and a room where something was said before WeeChat came (on node a,
+  // WeeChat's node, so it is in that node's store when WeeChat joins).
+  const owner = new ConsoleClient(a, 'Wendy', { password: 'wendy-pw' });
+  await owner.waitForLine((l) => l.startsWith('* connected to node a as Wendy (registered)'));
+  await owner.close();
+  const fay = new ConsoleClient(a, 'fay');
+  cleanup.push(() => fay.close());
+  await fay.waitForLine((l) => l.startsWith('* connected to node a as fay'));
+  fay.send('/join weechat');
+  await fay.waitForLine((l) => l.startsWith('* joined #weechat'));
+  fay.send('said before WeeChat came');
+  await fay.waitForLine('[#weechat] fay: said before WeeChat came');
+
+  // weechat-headless, its logger writing every line at once, its FIFO to type into.
+  const dir = tmpDir('switchboard-weechat-');
+  const setup = [
+    '/set logger.file.flush_delay 0',
+    `/server add sb 127.0.0.1/${ircPort} -notls`,
+    '/set irc.server.sb.nicks wendy',
+    '/set irc.server.sb.sasl_mechanism plain',
+    '/set irc.server.sb.sasl_username wendy',
+    '/set irc.server.sb.sasl_password wendy-pw',
+    '/set irc.server.sb.autojoin #weechat',
+    '/connect sb',
+  ].join(';');
+  const weechat = spawn('weechat-headless', ['--dir', dir, '-P', 'irc,logger,fifo', '-r', setup], {
+    stdio: 'ignore',
+  });
+  cleanup.push(async () => {
+    if (weechat.exitCode === null) {
+      const gone = new Promise((r) => weechat.once('exit', r));
+      weechat.kill('SIGTERM');
+      await gone;
+    }
+  });
+  const read = (f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+  const log = () => read(path.join(dir, 'logs', 'irc.sb.#weechat.weechatlog'));
+  const server = () => read(path.join(dir, 'logs', 'irc.server.sb.weechatlog'));
+  // SASL makes it the registered Wendy; it joins, and the join plays back the room's history
+  // (WeeChat 3.8 has no CHATHISTORY of its own): the earlier line, after the join, once.
+  await until(
+    () => log().includes('\tfay\tsaid before WeeChat came'),
+    `WeeChat to show the earlier line:\n${log()}\n--- server buffer:\n${server()}`,
+  );
+  assert.match(server(), /SASL authentication successful/);
+  const joined = log();
+  assert.ok(joined.indexOf('Wendy (Wendy@switchboard) has joined #weechat') >= 0, joined);
+  assert.ok(
+    joined.indexOf('has joined #weechat') < joined.indexOf('said before WeeChat came'),
+    `the history comes after the join:\n${joined}`,
+  );
+
+  // A live line from the console, then WeeChat's own (typed into its FIFO).
+  await fay.waitForLine('* Wendy joined #weechat');
+  fay.send('said while WeeChat is here');
+  await until(() => log().includes('\tfay\tsaid while WeeChat is here'), `WeeChat to show the live line:\n${log()}`);
+  await until(() => fs.readdirSync(dir).some((f) => f.startsWith('weechat_fifo')), 'the WeeChat FIFO');
+  const fifo = path.join(dir, fs.readdirSync(dir).find((f) => f.startsWith('weechat_fifo')));
+  fs.appendFileSync(fifo, '*/msg -server sb #weechat hello from weechat\n');
+  await fay.waitForLine('[#weechat] Wendy: hello from weechat');
+  const all = log();
+  assert.equal(all.split('said before WeeChat came').length - 1, 1, all);
+  assert.equal(all.split('said while WeeChat is here').length - 1, 1, all);
 });

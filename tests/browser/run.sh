@@ -15,13 +15,16 @@ if [ ! -x /usr/bin/chromium ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 
-# irc.test.mjs runs real terminal IRC clients: Debian's ii, and irssi under tmux.
-if ! command -v ii >/dev/null || ! command -v irssi >/dev/null || ! command -v tmux >/dev/null; then
-    echo "browser tests: installing Debian's ii, irssi and tmux (terminal IRC clients)"
+# irc.test.mjs runs real terminal IRC clients: Debian's ii, irssi under tmux, and WeeChat
+# headless (with weechat-plugins for its FIFO, through which the test types).
+if ! command -v ii >/dev/null || ! command -v irssi >/dev/null || ! command -v tmux >/dev/null \
+    || ! command -v weechat-headless >/dev/null \
+    || ! ls /usr/lib/*/weechat/plugins/fifo.so >/dev/null 2>&1; then
+    echo "browser tests: installing Debian's ii, irssi, tmux and WeeChat (terminal IRC clients)"
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y ii irssi tmux
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y ii irssi tmux weechat-headless weechat-plugins
 fi
 
 npm install --no-audit --no-fund --loglevel=error
