@@ -31,9 +31,6 @@ pub enum Page {
     Before(Option<Position>),
     /// The first `limit` messages, in stream order, that the cursor does not cover.
     After(Cursor),
-    /// The first `limit` messages, in stream order, strictly after a position (IRC's
-    /// `CHATHISTORY AFTER`, which names a message rather than a cursor).
-    Since(Position),
     /// The messages strictly between two bounds, in stream order: the first `limit` from the
     /// lower end, or (`newest`) the last `limit` up to the upper end. IRC's CHATHISTORY names
     /// places by msgid or by time, and pages either way from either (BETWEEN, AROUND).

@@ -241,11 +241,10 @@ impl Store for MemoryStore {
                 v.reverse();
                 (v, more)
             }
-            Page::After(_) | Page::Since(_) | Page::Between { .. } => {
+            Page::After(_) | Page::Between { .. } => {
                 let mut v: Vec<ChatMessage> = all
                     .filter(|m| match &page {
                         Page::After(cursor) => !covers(cursor, m),
-                        Page::Since(p) => m.position() > *p,
                         Page::Between { after, before, .. } => after.below(m) && before.above(m),
                         Page::Before(_) => unreachable!(),
                     })

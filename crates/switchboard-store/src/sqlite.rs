@@ -60,6 +60,11 @@ impl SqliteStore {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("switchboard.db");
         let writer = Connection::open(&path)?;
+        // Small pages for a new database (an existing one keeps its size). A commit writes
+        // every page it touched to the WAL, and a batch of messages to many conversations
+        // touches one leaf of the by-stream index per conversation: with 4 KiB pages a
+        // three-node cluster at 10,000 dm/s wrote 250 MB/s for 3 MB/s of messages.
+        writer.pragma_update(None, "page_size", 1024)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: every commit fsyncs the WAL. The group commit makes that one fsync per batch.
         writer.pragma_update(None, "synchronous", "FULL")?;
@@ -326,18 +331,6 @@ impl Store for SqliteStore {
                     ))?;
                     let rows = st.query_map(
                         params![stream, lamport, origin, floor as i64, n],
-                        message_from_row,
-                    )?;
-                    rows.collect::<Result<_, _>>()?
-                }
-                Page::Since(p) => {
-                    let mut st = c.prepare_cached(&format!(
-                        "SELECT {MSG_COLS} FROM messages
-                         WHERE stream = ?1 AND (lamport > ?2 OR (lamport = ?2 AND origin > ?3)) AND ts >= ?4
-                         ORDER BY lamport ASC, origin ASC LIMIT ?5"
-                    ))?;
-                    let rows = st.query_map(
-                        params![stream, p.lamport as i64, p.origin, floor as i64, n],
                         message_from_row,
                     )?;
                     rows.collect::<Result<_, _>>()?

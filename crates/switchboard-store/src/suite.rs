@@ -198,7 +198,7 @@ fn run_suite(store: &dyn Store) {
     );
     // Forward from a message's position, strictly after it, in stream order.
     let p = store
-        .history("#general", Page::Since(seen_pos(&seen, store, 1)), 3, 0)
+        .history("#general", since(seen_pos(&seen, store, 1)), 3, 0)
         .unwrap();
     assert_eq!(ids(&p.messages), seen[2..5]);
     assert!(p.more);
@@ -207,7 +207,7 @@ fn run_suite(store: &dyn Store) {
         .unwrap()
         .messages[0]
         .position();
-    let p = store.history("#general", Page::Since(last), 3, 0).unwrap();
+    let p = store.history("#general", since(last), 3, 0).unwrap();
     assert!(p.messages.is_empty() && !p.more);
     between(store, &seen);
 
@@ -397,6 +397,15 @@ fn sqlite_store_survives_reopen() {
     let s = SqliteStore::open(dir.path()).unwrap();
     assert!(s.has_message("n1-1").unwrap());
     assert_eq!(s.load("n1").unwrap().oseq, 1);
+}
+
+/// Forwards from a message's place, strictly after it.
+fn since(p: Position) -> Page {
+    Page::Between {
+        after: Bound::Position(p),
+        before: Bound::Open,
+        newest: false,
+    }
 }
 
 /// `Page::Between`: positions (either end in or out), times, both mixed, either direction.
