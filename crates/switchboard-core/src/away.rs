@@ -180,7 +180,12 @@ impl Core {
         let to: Arc<[SessionId]> = to
             .into_iter()
             .filter(|id| Some(*id) != skip)
-            .filter(|id| self.sessions.get(id).is_some_and(|s| s.away_events))
+            // Not before its welcome (a registration still on its way to the disk).
+            .filter(|id| {
+                self.sessions
+                    .get(id)
+                    .is_some_and(|s| s.away_events && s.ready)
+            })
             .collect();
         if to.is_empty() {
             return;

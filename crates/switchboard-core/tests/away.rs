@@ -304,3 +304,22 @@ fn a_user_on_two_nodes_stays_away_when_the_node_that_set_it_loses_them() {
     relay(&away(&mut n2, 20, None), "n2", &mut n1);
     assert_eq!((n1.away_of("alice"), n2.away_of("alice")), (None, None));
 }
+
+#[test]
+fn a_session_opened_after_away_was_set_elsewhere_keeps_it_when_that_node_loses_the_user() {
+    let (mut n1, mut n2) = (core("n1"), core("n2"));
+    let mut out = Vec::new();
+    n1.peer_linked("n2", &mut out);
+    n2.peer_linked("n1", &mut out);
+    let mut n1_out = hello(&mut n1, 10, "alice", true);
+    n1_out.extend(away(&mut n1, 10, Some("lunch")));
+    relay(&n1_out, "n1", &mut n2);
+    // alice signs in on n2 too: her new session is away from the start.
+    relay(&hello(&mut n2, 20, "alice", true), "n2", &mut n1);
+    let mut bye = Vec::new();
+    n1.close(10, &mut bye);
+    relay(&bye, "n1", &mut n2);
+    hello(&mut n2, 21, "zoe", true);
+    assert_eq!(whois_away(&mut n2, 21, "alice").as_deref(), Some("lunch"));
+    assert_eq!(n1.away_of("alice").as_deref(), Some("lunch"));
+}
