@@ -65,15 +65,19 @@ fn padding(size: usize) -> String {
 }
 
 /// Sends `n` messages made by `frame` at `rate` per second (0: flat out, fed in batches and
-/// flushed when the socket asks).
+/// flushed when the socket asks). A paced sender starts `phase` (a fraction of its gap)
+/// late, so that S senders at R/s each arrive as one stream of S x R/s, evenly spread, as
+/// independent users would, and not as S simultaneous messages on every tick (a burst that
+/// measures how fast the burst drains, not the latency at that rate).
 async fn send_loop(
     tx: &mut Tx,
     n: usize,
     rate: u64,
+    phase: f64,
     mut frame: impl FnMut() -> String,
 ) -> anyhow::Result<()> {
     let gap = (rate > 0).then(|| Duration::from_nanos(1_000_000_000 / rate));
-    let mut next = tokio::time::Instant::now();
+    let mut next = tokio::time::Instant::now() + gap.map_or(Duration::ZERO, |g| g.mul_f64(phase));
     for _ in 0..n {
         if let Some(gap) = gap {
             next += gap;
@@ -201,11 +205,16 @@ async fn drive(
     let t0 = clock.now_ns();
     let pad = padding(spec.size);
     let mut sending = Vec::new();
-    for (mut tx, to) in senders {
+    let count = senders.len();
+    for (i, (mut tx, to)) in senders.into_iter().enumerate() {
         let (kind, frame, pad, n, rate) =
             (spec.kind, spec.frame, pad.clone(), spec.messages, spec.rate);
+        let phase = i as f64 / count as f64;
         sending.push(tokio::spawn(async move {
-            send_loop(&mut tx, n, rate, || frame(kind, &to, &text(&clock, &pad))).await?;
+            send_loop(&mut tx, n, rate, phase, || {
+                frame(kind, &to, &text(&clock, &pad))
+            })
+            .await?;
             anyhow::Ok(tx)
         }));
     }
@@ -501,7 +510,7 @@ pub async fn durable(t: &Target, a: &DurableArgs, pid: Option<u32>) -> anyhow::R
                 }
                 (acks, refused, lat)
             });
-            send_loop(&mut tx, m, 0, || {
+            send_loop(&mut tx, m, 0, 0.0, || {
                 format!(
                     r#"{{"type":"send","room":"{room}","text":"{pad}","ref":"t={};"}}"#,
                     clock.now_ns()

@@ -75,7 +75,9 @@ impl Core {
                     users,
                     queued_for,
                 };
-                self.hold((lamport, origin), held, out);
+                // Not held back: see `Core::deliver` on why a conversation needs no
+                // cluster-wide order.
+                self.deliver((lamport, origin), held, out);
             }
             Pending::Topic {
                 room,

@@ -211,6 +211,8 @@ pub struct Core {
     pub(crate) books: HashMap<String, BTreeMap<String, crate::contacts::Entry>>,
     /// Each peer's version vector as of its last heartbeat.
     pub(crate) peer_vv: BTreeMap<String, BTreeMap<String, u64>>,
+    /// This node's version vector when each peer's last heartbeat came (anti-entropy).
+    pub(crate) vv_at_heartbeat: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl Core {
@@ -242,6 +244,7 @@ impl Core {
             peer_clocks: BTreeMap::new(),
             clock_told: 0,
             peer_vv: BTreeMap::new(),
+            vv_at_heartbeat: BTreeMap::new(),
             books: HashMap::new(),
             durable_clock: restore.clock,
             pending_remote: 0,

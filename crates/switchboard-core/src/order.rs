@@ -1,5 +1,6 @@
-//! One order for every node: durable messages are held back and delivered in
+//! One order for every node: durable room messages are held back and delivered in
 //! (Lamport clock, origin) order once no earlier message can still arrive.
+//! (Direct messages are not: see [`Core::deliver`].)
 //!
 //! A message stamped (L, O) is stable when every peer whose link is up has vouched for a clock
 //! of at least L (its later ops will be stamped higher; links are FIFO) and no message op with
@@ -43,6 +44,7 @@ impl Core {
     /// A peer is down: stop waiting for it, and its users leave the directory.
     pub fn peer_down(&mut self, node: &str, out: &mut Vec<Effect>) {
         self.peer_clocks.remove(node);
+        self.vv_at_heartbeat.remove(node);
         self.release_acks(out);
         self.peer_gone(node, out);
         self.deliver_stable(out);
@@ -114,9 +116,6 @@ impl Core {
         for (_, _, p) in &self.pending {
             if let Pending::RoomMessage {
                 lamport, origin, ..
-            }
-            | Pending::DirectMessage {
-                lamport, origin, ..
             } = p
             {
                 floor = floor.min((*lamport, origin.clone()));
@@ -132,7 +131,17 @@ impl Core {
         }
     }
 
-    fn deliver(&mut self, stamp: Stamp, held: Held, out: &mut Vec<Effect>) {
+    /// Hands a durable message to its recipients' sessions.
+    ///
+    /// Room messages come here through the hold-back queue. Direct messages come straight
+    /// from the commit: a conversation has two people, not a room's many, and what they need
+    /// is each sender's messages in the order sent (links and commits are FIFO per origin)
+    /// and a history in one order on every node (the store sorts by stamp), not a live
+    /// interleaving agreed cluster-wide. Holding them back cost a cross-node message the
+    /// vouches of every other node, a third node's disk included: p99 384 ms at 10,000
+    /// msg/s over three nodes. The resume cursor is per origin, so no gap or duplicate
+    /// follows from the live order.
+    pub(crate) fn deliver(&mut self, stamp: Stamp, held: Held, out: &mut Vec<Effect>) {
         let origin = stamp.1;
         match held {
             Held::Room { room, oseq, frame } => {

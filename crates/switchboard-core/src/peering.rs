@@ -68,12 +68,18 @@ impl Core {
                     self.peer_clock(node, clock, out);
                 }
                 self.peer_vv.insert(node.to_string(), vv.clone());
-                // Anti-entropy: the peer lacks something we hold.
-                let ahead = self
-                    .vv
+                // Anti-entropy: the peer still lacks something we already held at its previous
+                // heartbeat. Ops newer than that may simply be on their way (the live stream
+                // always runs ahead of heartbeats); resending them on every heartbeat read
+                // the store and sent duplicates all the time under load.
+                let before = self
+                    .vv_at_heartbeat
+                    .insert(node.to_string(), self.vv.clone())
+                    .unwrap_or_default();
+                let behind = before
                     .iter()
                     .any(|(o, n)| vv.get(o).copied().unwrap_or(0) < *n);
-                if ahead {
+                if behind {
                     out.push(Effect::CatchUp {
                         node: node.to_string(),
                         vv,

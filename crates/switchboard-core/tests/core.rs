@@ -408,3 +408,112 @@ fn with_a_peer_up_a_message_is_acknowledged_once_the_peer_stored_it() {
     core.committed(1, core.clock(), &mut out2);
     assert!(acked(&out2));
 }
+
+#[test]
+fn a_conversation_does_not_wait_for_silent_peers_but_a_room_does() {
+    use switchboard_proto::peer::PeerMsg;
+    let mut core = core_with(Restore::default());
+    let mut out = Vec::new();
+    // Two peers are linked and have vouched for nothing yet (one may have gone silent).
+    core.peer_linked("n2", &mut out);
+    core.peer_linked("n3", &mut out);
+    hello(&mut core, 1, "a", Auth::Guest);
+    hello(&mut core, 2, "b", Auth::Guest);
+    for s in [1, 2] {
+        handle(
+            &mut core,
+            s,
+            ClientMsg::Join {
+                room: "r".into(),
+                reff: None,
+            },
+        );
+    }
+    commit_all(&mut core);
+    let got = |out: &[Effect], text: &str| {
+        frames(out).get(&2).is_some_and(|f| {
+            f.iter()
+                .any(|m| matches!(m, ServerMsg::Message(m) if m.text == text))
+        })
+    };
+    // A direct message goes out as soon as it is durable here.
+    handle(
+        &mut core,
+        1,
+        ClientMsg::Send {
+            room: None,
+            to: Some("b".into()),
+            text: "psst".into(),
+            reff: None,
+        },
+    );
+    assert!(got(&commit_all(&mut core), "psst"));
+    // A room message waits until every linked peer vouched for a later clock, so that every
+    // node delivers the room's messages in one order.
+    handle(&mut core, 1, send_room("r", "all"));
+    assert!(!got(&commit_all(&mut core), "all"));
+    let clock = core.clock() + 1;
+    let mut out = Vec::new();
+    core.peer_message(
+        "n2",
+        PeerMsg::Clock {
+            clock,
+            stored: Default::default(),
+        },
+        3_000,
+        &mut out,
+    );
+    assert!(!got(&out, "all"), "n3 has not vouched yet");
+    let mut out = Vec::new();
+    core.peer_message(
+        "n3",
+        PeerMsg::Clock {
+            clock,
+            stored: Default::default(),
+        },
+        3_000,
+        &mut out,
+    );
+    assert!(got(&out, "all"));
+}
+
+#[test]
+fn a_peer_is_caught_up_only_when_it_stays_behind_across_heartbeats() {
+    use std::collections::BTreeMap;
+    use switchboard_proto::peer::PeerMsg;
+    let mut core = core_with(Restore::default());
+    let mut out = Vec::new();
+    core.peer_linked("n2", &mut out);
+    hello(&mut core, 1, "a", Auth::Guest);
+    handle(
+        &mut core,
+        1,
+        ClientMsg::Join {
+            room: "r".into(),
+            reff: None,
+        },
+    );
+    handle(&mut core, 1, send_room("r", "one"));
+    commit_all(&mut core);
+    let heartbeat = |core: &mut Core, held: u64| {
+        let mut out = Vec::new();
+        let vv = BTreeMap::from([("n1".to_string(), held)]);
+        let msg = PeerMsg::Heartbeat {
+            clock: 0,
+            members: Vec::new(),
+            vv,
+        };
+        core.peer_message("n2", msg, 3_000, &mut out);
+        out.iter().any(|e| matches!(e, Effect::CatchUp { .. }))
+    };
+    // Our latest ops may still be on the link: no resend yet.
+    assert!(!heartbeat(&mut core, 0));
+    // The peer caught up meanwhile: nothing to do.
+    let mine = core.heartbeat().1["n1"];
+    assert!(!heartbeat(&mut core, mine));
+    // New ops, and the peer reports none of them at two heartbeats in a row: resend.
+    handle(&mut core, 1, send_room("r", "two"));
+    commit_all(&mut core);
+    assert!(!heartbeat(&mut core, mine));
+    assert!(heartbeat(&mut core, mine));
+}

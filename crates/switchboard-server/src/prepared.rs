@@ -44,6 +44,10 @@ impl<Io: Send + 'static> PreparedListener<Io> {
                         continue;
                     }
                 };
+                // Chat frames are small and wanted now: Nagle's algorithm would hold a
+                // frame back until the previous one is acknowledged (tens of ms with the
+                // peer's delayed ACK). The writers batch frames themselves.
+                let _ = tcp.set_nodelay(true);
                 let (prepared, tx) = (prepare(tcp, addr), tx.clone());
                 tokio::spawn(async move {
                     if let Some(io) = prepared.await {

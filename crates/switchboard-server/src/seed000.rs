@@ -63,6 +63,7 @@ pub(crate) async fn listen(shared: Arc<Shared>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     if let Err(e) = accept(shared, stream).await {
@@ -160,6 +161,7 @@ pub(crate) async fn dial(shared: Arc<Shared>, addr: String) {
         let attempt = async {
             let mut stream =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(&addr)).await??;
+            stream.set_nodelay(true)?;
             let mut hello = vec![ROLE_SERVER];
             put(&mut hello, &shared.cfg.node_name, NAME);
             stream.write_all(&hello).await?;

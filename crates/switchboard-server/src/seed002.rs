@@ -44,6 +44,7 @@ pub(crate) async fn listen(shared: Arc<Shared>, listener: TcpListener) {
             _ = crate::cluster::stopped(&mut stop) => break,
         };
         if let Ok((stream, peer)) = accepted {
+            let _ = stream.set_nodelay(true);
             let shared = shared.clone();
             tokio::spawn(async move {
                 if let Err(e) = handle(shared, stream, peer).await {

@@ -172,7 +172,7 @@ async fn try_dial(shared: &Shared, url: &str) -> anyhow::Result<(String, TextStr
     let connect = tokio_tungstenite::connect_async_tls_with_config(
         endpoint.as_str(),
         Some(config),
-        false,
+        true, // no Nagle: ops and clocks are small and latency-bound
         Some(connector),
     );
     let (ws, _) = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
