@@ -413,10 +413,27 @@ impl Irc {
     /// A chat message as IRC lines: one per line of its text, long lines split to fit 512
     /// bytes. Tags as the client asked for them.
     pub(super) fn show(&mut self, m: &ChatMessage, command: &str, batch: Option<&str>) {
+        let lines = self.render(m, command, batch);
+        self.out.push_str(&lines);
+    }
+
+    /// A room message from someone else, the fan-out case: rendered once per thread for
+    /// all recipients with the same capabilities (see fanout.rs), not once per member.
+    pub(super) fn show_shared(&mut self, frame: &axum::extract::ws::Utf8Bytes, m: &ChatMessage) {
+        let caps = &self.caps;
+        let variant = super::fanout::variant(caps.server_time, caps.account_tag, caps.message_tags);
+        let lines = super::fanout::rendered(frame, variant, || self.render(m, "PRIVMSG", None));
+        self.out.push_str(&lines);
+    }
+
+    /// A message as IRC lines (one per line of its text, split to fit), with the tags this
+    /// connection asked for.
+    fn render(&self, m: &ChatMessage, command: &str, batch: Option<&str>) -> String {
+        let mut out = String::new();
         let target = match (&m.room, &m.to) {
             (Some(room), _) => format!("#{room}"),
             (None, Some(to)) => to.clone(),
-            (None, None) => return,
+            (None, None) => return out,
         };
         let prefix = mask(&m.from);
         let mut tags = Vec::new();
@@ -446,9 +463,9 @@ impl Irc {
                 let mut t = tags.clone();
                 // The msgid names the message: it goes on its first line only.
                 t.extend(msgid.take());
-                self.out
-                    .push_str(&line::format(&t, &prefix, command, &[&target, piece]));
+                out.push_str(&line::format(&t, &prefix, command, &[&target, piece]));
             }
         }
+        out
     }
 }
