@@ -74,10 +74,10 @@ impl Core {
         let newest = self.newest_away(&key).map_or(0, |a| a.at.0);
         let at = (now.max(newest + 1), self.cfg.node.clone());
         if let Some(user) = self.users.get_mut(&key) {
-            user.away = Away {
+            user.away = Some(Box::new(Away {
                 message: message.clone(),
                 at,
-            };
+            }));
         }
         out.push(send(
             session,
@@ -96,7 +96,7 @@ impl Core {
 
     /// The newest away state held for a user: their local one and what other nodes announced.
     fn newest_away(&self, key: &str) -> Option<&Away> {
-        let local = self.users.get(key).map(|u| &u.away);
+        let local = self.users.get(key).and_then(|u| u.away.as_deref());
         let remote = self
             .remote
             .get(key)
@@ -120,8 +120,13 @@ impl Core {
             return false;
         };
         match self.users.get_mut(key) {
-            Some(user) if user.away.at < newest.at => {
-                user.away = newest;
+            Some(user)
+                if user
+                    .away
+                    .as_ref()
+                    .map_or(!newest.is_unset(), |a| a.at < newest.at) =>
+            {
+                user.away = Some(Box::new(newest));
                 true
             }
             _ => false,

@@ -82,8 +82,10 @@ pub(crate) struct Session {
 pub(crate) struct User {
     pub name: String,
     pub sessions: Vec<SessionId>,
-    /// The user's away state, for all of their sessions (see away.rs).
-    pub away: switchboard_proto::peer::Away,
+    /// The user's away state, for all of their sessions (see away.rs). Boxed: most users are
+    /// never away, and every signed-in connection pays for this field (docs/benchmarks.md
+    /// counts the bytes of an idle connection).
+    pub away: Option<Box<switchboard_proto::peer::Away>>,
 }
 
 /// The (Lamport clock, origin) of an op: its place in the one order every node agrees on.

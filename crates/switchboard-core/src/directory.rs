@@ -92,7 +92,7 @@ impl Core {
         let user = self.users.entry(key.clone()).or_insert_with(|| User {
             name: display.clone(),
             sessions: Vec::new(),
-            away: Default::default(),
+            away: None,
         });
         user.sessions.push(session);
         if first {

@@ -53,7 +53,7 @@ impl Core {
             since,
             rooms: rooms.into_iter().collect(),
             version: self.next_version(),
-            away: user.away.clone(),
+            away: user.away.as_deref().cloned().unwrap_or_default(),
         })
     }
 
