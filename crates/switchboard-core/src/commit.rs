@@ -150,7 +150,7 @@ impl Core {
         let Some(ack) = ack else {
             return;
         };
-        if self.peer_clocks.is_empty() {
+        if self.peer_clocks.is_empty() && self.backplane_stored.is_none() {
             self.ack(Some(ack), out);
         } else {
             self.acks_waiting.insert(oseq, ack);
@@ -159,9 +159,9 @@ impl Core {
     }
 
     /// Sends the acknowledgements whose messages a peer that is up has stored (all of them
-    /// when no peer is up).
+    /// when no peer is up), or that a reachable backplane has stored (`backplane.rs`).
     pub(crate) fn release_acks(&mut self, out: &mut Vec<Effect>) {
-        let upto = if self.peer_clocks.is_empty() {
+        let upto = if self.peer_clocks.is_empty() && self.backplane_stored.is_none() {
             u64::MAX
         } else {
             self.peer_clocks
@@ -170,6 +170,7 @@ impl Core {
                 .copied()
                 .max()
                 .unwrap_or(0)
+                .max(self.backplane_stored.unwrap_or(0))
         };
         while let Some(entry) = self.acks_waiting.first_entry() {
             if *entry.key() > upto {

@@ -215,6 +215,9 @@ pub struct Core {
     pub(crate) peer_vv: BTreeMap<String, BTreeMap<String, u64>>,
     /// This node's version vector when each peer's last heartbeat came (anti-entropy).
     pub(crate) vv_at_heartbeat: BTreeMap<String, BTreeMap<String, u64>>,
+    /// With a backplane that stores ops itself (NATS JetStream) and is reachable: the highest
+    /// of this node's ops it has acknowledged. `None` on the mesh or while it is unreachable.
+    pub(crate) backplane_stored: Option<u64>,
 }
 
 impl Core {
@@ -250,6 +253,7 @@ impl Core {
             books: HashMap::new(),
             durable_clock: restore.clock,
             pending_remote: 0,
+            backplane_stored: None,
         };
         for (name, hash, at) in restore.accounts {
             let key = name.to_ascii_lowercase();

@@ -7,6 +7,7 @@
 //! under the deterministic tests.
 
 mod away;
+mod backplane;
 pub mod cluster;
 mod commit;
 mod contacts;

@@ -44,6 +44,8 @@ pub struct Config {
     pub tls_ca: Option<PathBuf>,
     /// Original seed 000 contact servers to link with (`HOST:PORT`).
     pub contacts_peers: Vec<String>,
+    /// NATS (with JetStream) as the cluster's backplane instead of peer links.
+    pub backplane: Option<crate::backplane::BackplaneConfig>,
 }
 
 impl Config {
@@ -68,6 +70,7 @@ impl Config {
             tls: None,
             tls_ca: None,
             contacts_peers: Vec::new(),
+            backplane: None,
         }
     }
 
@@ -84,6 +87,14 @@ impl Config {
             self.outbox_bytes >= 64 * 1024,
             "outbox must hold at least 64 KiB"
         );
+        if let Some(bp) = &self.backplane {
+            anyhow::ensure!(
+                self.peers.is_empty(),
+                "--peer and --backplane exclude each other: a node joins the cluster through \
+                 peer links (the mesh) or through NATS, not both"
+            );
+            bp.validate(&self.node_name)?;
+        }
         Ok(())
     }
 }

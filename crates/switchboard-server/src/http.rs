@@ -58,12 +58,13 @@ async fn ws_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> 
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    let (sessions, users, pending) = {
+    let (sessions, users, pending, stored_own) = {
         let core = shared.core.lock().expect("core lock");
         (
             core.session_count(),
             core.user_count(),
             core.pending_count(),
+            core.stored_of(&shared.cfg.node_name),
         )
     };
     let status = if shared.shutting_down.load(Ordering::Acquire) {
@@ -71,13 +72,18 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     } else {
         "ok"
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": status,
         "node": shared.cfg.node_name,
         "sessions": sessions,
         "users": users,
         "pending_ops": pending,
     });
+    // The node serves its own users with the backplane down, so the status stays `ok`; the
+    // backplane's own state says whether the rest of the cluster is reachable.
+    if let Some(bp) = &shared.cluster.backplane {
+        body["backplane"] = bp.health(stored_own);
+    }
     let code = if status == "ok" {
         StatusCode::OK
     } else {
@@ -87,15 +93,19 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let (sessions, users) = {
+    let (sessions, users, stored_own) = {
         let core = shared.core.lock().expect("core lock");
-        (core.session_count(), core.user_count())
+        (
+            core.session_count(),
+            core.user_count(),
+            core.stored_of(&shared.cfg.node_name),
+        )
     };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(sessions, users),
-    )
-        .into_response()
+    let mut text = shared.metrics.render(sessions, users);
+    if let Some(bp) = &shared.cluster.backplane {
+        text.push_str(&bp.render_metrics(stored_own));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn peer_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {

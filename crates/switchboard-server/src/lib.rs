@@ -2,6 +2,7 @@
 //! HTTP and WebSocket on a listener it is given, turns frames into core commands and core
 //! effects into frames, and group-commits ops to the store.
 
+mod backplane;
 mod cluster;
 mod config;
 mod conn;
@@ -43,6 +44,7 @@ use switchboard_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use backplane::BackplaneConfig;
 pub use config::Config;
 
 use crate::outbox::Closing;
@@ -157,6 +159,22 @@ pub async fn serve_listeners(
         let scheme = if config.tls.is_some() { "wss" } else { "ws" };
         format!("{scheme}://{}", std::net::SocketAddr::new(ip, addr.port()))
     });
+    // With NATS as the backplane the node has no peer links: no secret, so it dials no peer
+    // and refuses every one (NATS's own authentication is the gate).
+    let backplane = config.backplane.clone().map(|bp| {
+        Arc::new(backplane::Backplane::new(
+            bp,
+            config.node_name.clone(),
+            advertise.clone(),
+            config.heartbeat_every,
+            config.peer_down_after,
+        ))
+    });
+    let secret = if backplane.is_some() {
+        None
+    } else {
+        config.cluster_secret.clone()
+    };
     let cluster = cluster::Cluster::new(
         peer_tls,
         MembershipConfig {
@@ -167,9 +185,10 @@ pub async fn serve_listeners(
             backoff_max: 5_000,
             seed: rand::random(),
         },
-        config.cluster_secret.clone(),
+        secret,
         &config.peers,
         config.heartbeat_every,
+        backplane.clone(),
     );
     let (doorbell, doorbell_rx) = std::sync::mpsc::sync_channel(1);
     let shared = Arc::new(Shared {
@@ -191,6 +210,10 @@ pub async fn serve_listeners(
     let upkeep = writer::spawn_maintenance(shared.clone());
     tracing::info!(%addr, node = %shared.cfg.node_name, "node listening");
     tokio::spawn(cluster::drive(shared.clone()));
+    if let Some(bp) = backplane {
+        bp.attach(&shared);
+        tokio::spawn(backplane::run(shared.clone(), bp));
+    }
     if let Some(l) = contacts {
         tracing::info!(addr = %l.local_addr()?, "seed 000 contacts protocol listening");
         tokio::spawn(seed000::listen(shared.clone(), l));

@@ -77,10 +77,7 @@ fn run(shared: &Shared, doorbell: &Receiver<()>) {
                 // Queued to the links before `committed`: a clock read after it vouches for
                 // these ops, so they must already be ahead of it on every link.
                 if !own.is_empty() {
-                    let frame =
-                        serde_json::to_string(&switchboard_proto::peer::PeerMsg::Ops { ops: own })
-                            .expect("ops serialise");
-                    shared.cluster.broadcast(&frame);
+                    shared.cluster.send_own_ops(own);
                 }
                 shared.run(|core, out| core.committed(count, clock, out));
             }

@@ -91,6 +91,35 @@ pub struct ServeArgs {
     /// Milliseconds of silence after which a peer is declared down.
     #[arg(long, env = "SWITCHBOARD_PEER_TIMEOUT_MS", default_value_t = 5_000)]
     peer_timeout_ms: u64,
+    /// Join the cluster through NATS with JetStream instead of peer links: server URLs
+    /// (nats://HOST:4222, tls://HOST:4222, with user:password@ or token@ when the server asks),
+    /// repeatable or comma-separated. Excludes --peer; --cluster-secret is then unused (NATS's
+    /// own authentication admits nodes). See docs/operations.md.
+    #[arg(
+        long = "backplane",
+        env = "SWITCHBOARD_BACKPLANE",
+        value_delimiter = ',',
+        conflicts_with = "peers"
+    )]
+    backplane: Vec<String>,
+    /// A NATS credentials file (.creds: JWT and NKey seed) for --backplane.
+    #[arg(long, env = "SWITCHBOARD_BACKPLANE_CREDS")]
+    backplane_creds: Option<PathBuf>,
+    /// Extra trusted certificates (PEM) for tls:// backplane servers.
+    #[arg(long, env = "SWITCHBOARD_BACKPLANE_TLS_CA")]
+    backplane_tls_ca: Option<PathBuf>,
+    /// Replicas of the JetStream stream holding the ops (1 to 5, at most the NATS servers),
+    /// used when this node creates the stream.
+    #[arg(long, env = "SWITCHBOARD_BACKPLANE_REPLICAS", default_value_t = 1)]
+    backplane_replicas: usize,
+    /// Name of the chat service on the backplane: namespaces its subjects and stream, so
+    /// that several services share one NATS.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_BACKPLANE_CLUSTER",
+        default_value = "switchboard"
+    )]
+    backplane_cluster: String,
 }
 
 fn default_node_name() -> String {
@@ -122,6 +151,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.contacts_peers = args.contacts_peers;
     config.heartbeat_every = Duration::from_millis(args.heartbeat_ms.max(10));
     config.peer_down_after = Duration::from_millis(args.peer_timeout_ms);
+    if !args.backplane.is_empty() {
+        let mut bp = switchboard_server::BackplaneConfig::new(args.backplane);
+        bp.creds = args.backplane_creds;
+        bp.tls_ca = args.backplane_tls_ca;
+        bp.replicas = args.backplane_replicas;
+        bp.cluster = args.backplane_cluster;
+        config.backplane = Some(bp);
+    }
     let listeners = switchboard_server::Listeners {
         http: bind(args.listen).await?,
         contacts: bind_some(args.contacts_listen).await?,

@@ -50,6 +50,8 @@ pub(crate) struct Cluster {
     catching_up: Arc<Mutex<std::collections::HashSet<String>>>,
     /// How to dial `wss://` peers.
     pub tls: Arc<rustls::ClientConfig>,
+    /// NATS instead of peer links (`backplane/`): every call below goes there instead.
+    pub backplane: Option<Arc<crate::backplane::Backplane>>,
 }
 
 /// What `/v1/cluster` and `switchboard cluster status` show.
@@ -58,7 +60,9 @@ pub(crate) struct Status {
     node: String,
     url: String,
     clock: u64,
-    peers: Vec<PeerView>,
+    /// `mesh` or `nats`.
+    backplane: &'static str,
+    peers: Vec<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -78,6 +82,7 @@ impl Cluster {
         secret: Option<String>,
         seeds: &[String],
         heartbeat_every: Duration,
+        backplane: Option<Arc<crate::backplane::Backplane>>,
     ) -> Cluster {
         let (stop, _) = watch::channel(false);
         Cluster {
@@ -89,6 +94,7 @@ impl Cluster {
             stop,
             catching_up: Arc::new(Mutex::new(std::collections::HashSet::new())),
             tls,
+            backplane,
         }
     }
 
@@ -110,6 +116,9 @@ impl Cluster {
 
     /// Queues a message to the current link of `node`, if there is one.
     pub fn send_to(&self, node: &str, msg: &switchboard_proto::peer::PeerMsg) {
+        if let Some(bp) = &self.backplane {
+            return bp.send_to(node, msg);
+        }
         let frame = serde_json::to_string(msg).expect("peer messages serialise");
         let links = self.links.lock().expect("links lock");
         if let Some((id, link)) = links
@@ -132,6 +141,9 @@ impl Cluster {
         node: String,
         mut vv: std::collections::BTreeMap<String, u64>,
     ) {
+        if let Some(bp) = &self.backplane {
+            return bp.catch_up(node, vv);
+        }
         if !self
             .catching_up
             .lock()
@@ -199,16 +211,30 @@ impl Cluster {
     /// waited for: its peer catches up from the store when it relinks.
     /// Whether any peer link is open (a link opened later catches up from the store).
     pub fn has_links(&self) -> bool {
-        !self.links.lock().expect("links lock").is_empty()
+        self.backplane.is_some() || !self.links.lock().expect("links lock").is_empty()
     }
 
     pub fn broadcast(&self, frame: &str) {
+        if let Some(bp) = &self.backplane {
+            return bp.broadcast(frame);
+        }
         for (id, link) in self.links.lock().expect("links lock").iter() {
             if link.frames.try_send(frame.to_string()).is_err() {
                 tracing::warn!(link = id, node = %link.node, "peer link queue full; closing it");
                 link.close.notify_one();
             }
         }
+    }
+
+    /// This node's ops, durable here, to the other nodes: as one `ops` frame on every link,
+    /// or to JetStream (the store writer's hook).
+    pub fn send_own_ops(&self, ops: Vec<switchboard_proto::ops::Op>) {
+        if let Some(bp) = &self.backplane {
+            return bp.publish_own(ops);
+        }
+        let frame = serde_json::to_string(&switchboard_proto::peer::PeerMsg::Ops { ops })
+            .expect("ops serialise");
+        self.broadcast(&frame);
     }
 
     pub fn drop_link(&self, id: LinkId) {
@@ -225,10 +251,30 @@ impl Cluster {
         let m = self.membership.lock().expect("membership lock");
         let now = now_ms();
         let me = m.members().remove(0);
+        if let Some(bp) = &self.backplane {
+            let peers = bp
+                .members()
+                .into_iter()
+                .map(|v| {
+                    let mut p = serde_json::to_value(&v).expect("members serialise");
+                    p["heartbeat_age_ms"] = v.last_heartbeat.map(|h| now.saturating_sub(h)).into();
+                    p["lag_ops"] = lag(&v.node).into();
+                    p
+                })
+                .collect();
+            return Status {
+                node: me.node,
+                url: me.url,
+                clock,
+                backplane: "nats",
+                peers,
+            };
+        }
         Status {
             node: me.node,
             url: me.url,
             clock,
+            backplane: "mesh",
             peers: m
                 .status()
                 .into_iter()
@@ -237,6 +283,7 @@ impl Cluster {
                     lag_ops: lag(&status.node),
                     status,
                 })
+                .map(|v| serde_json::to_value(v).expect("peer views serialise"))
                 .collect(),
         }
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod irc;
+pub mod nats;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -275,6 +276,28 @@ pub fn clustered(name: &'static str, peers: Vec<String>) -> impl FnOnce(&mut Con
         c.node_name = name.to_string();
         c.cluster_secret = Some(SECRET.to_string());
         c.peers = peers;
+        c.heartbeat_every = Duration::from_millis(100);
+        c.peer_down_after = Duration::from_millis(600);
+    }
+}
+
+/// A view check: exactly these nodes, all up.
+pub fn all_up(
+    names: &'static [&'static str],
+) -> impl Fn(&std::collections::BTreeMap<String, String>) -> bool {
+    move |v| {
+        names
+            .iter()
+            .all(|n| v.get(*n).map(String::as_str) == Some("up"))
+            && v.len() == names.len()
+    }
+}
+
+/// Settings of a node on the NATS backplane at `nats`: fast heartbeats and failure detection.
+pub fn nats_node(name: &'static str, nats: String) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        c.node_name = name.to_string();
+        c.backplane = Some(switchboard_server::BackplaneConfig::new(vec![nats]));
         c.heartbeat_every = Duration::from_millis(100);
         c.peer_down_after = Duration::from_millis(600);
     }

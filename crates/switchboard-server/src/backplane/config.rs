@@ -1,0 +1,112 @@
+//! The backplane's settings, the NATS subjects and stream they imply, and how the client
+//! connects (credentials and TLS in NATS's usual forms).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a node reaches NATS (with JetStream) and which cluster it belongs to there.
+#[derive(Debug, Clone)]
+pub struct BackplaneConfig {
+    /// Server URLs: `nats://HOST:4222`, `tls://HOST:4222`, with `user:password@` or a
+    /// `token@` in them when the server asks for one.
+    pub urls: Vec<String>,
+    /// A `.creds` file (JWT and NKey seed), as `nsc` or `nats` write them.
+    pub creds: Option<PathBuf>,
+    /// Extra trusted certificates (PEM) for `tls://` servers.
+    pub tls_ca: Option<PathBuf>,
+    /// Replicas of the JetStream stream that holds the ops (1 to 5; at most the number of
+    /// NATS servers). Only used when the node creates the stream.
+    pub replicas: usize,
+    /// Namespaces the subjects and the stream, so that two chat services share one NATS.
+    pub cluster: String,
+}
+
+impl BackplaneConfig {
+    /// The defaults for these server URLs: cluster `switchboard`, one replica.
+    pub fn new(urls: Vec<String>) -> BackplaneConfig {
+        BackplaneConfig {
+            urls,
+            creds: None,
+            tls_ca: None,
+            replicas: 1,
+            cluster: "switchboard".into(),
+        }
+    }
+
+    pub(crate) fn validate(&self, node: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.urls.is_empty(), "--backplane needs at least one URL");
+        // Names become subject tokens and a durable consumer's name: no '.', '*', '>'.
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        anyhow::ensure!(
+            token(node),
+            "with --backplane the node name may only hold letters, digits, '_' and '-' (it is a \
+             NATS subject token): {node:?}"
+        );
+        anyhow::ensure!(
+            token(&self.cluster),
+            "the backplane cluster name may only hold letters, digits, '_' and '-': {:?}",
+            self.cluster
+        );
+        anyhow::ensure!(
+            (1..=5).contains(&self.replicas),
+            "--backplane-replicas must be 1 to 5"
+        );
+        for u in &self.urls {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| anyhow::anyhow!("backplane URL {u:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// `sb.<cluster>.all.<from>`: every node's heartbeats and broadcasts.
+    pub(crate) fn all(&self, from: &str) -> String {
+        format!("sb.{}.all.{from}", self.cluster)
+    }
+
+    /// `sb.<cluster>.to.<node>.<from>`: what `from` says to `node` alone.
+    pub(crate) fn to(&self, node: &str, from: &str) -> String {
+        format!("sb.{}.to.{node}.{from}", self.cluster)
+    }
+
+    /// `sb.<cluster>.ops.<origin>`: the JetStream subject of one origin's ops.
+    pub(crate) fn ops(&self, origin: &str) -> String {
+        format!("sb.{}.ops.{origin}", self.cluster)
+    }
+
+    /// The JetStream stream holding every origin's ops: `SB_<cluster>`.
+    pub(crate) fn stream(&self) -> String {
+        format!("SB_{}", self.cluster)
+    }
+
+    /// The client's options: credentials and TLS as configured, retrying the first connection
+    /// (a node starts, and serves its own users, while NATS is down) and forever after.
+    pub(crate) async fn options(&self, node: &str) -> anyhow::Result<async_nats::ConnectOptions> {
+        let mut o = async_nats::ConnectOptions::new()
+            .name(format!("switchboard-{node}"))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((100 * attempts as u64).min(2_000))
+            });
+        if let Some(creds) = &self.creds {
+            o = o.credentials_file(creds).await.map_err(|e| {
+                anyhow::anyhow!("reading the NATS credentials {}: {e}", creds.display())
+            })?;
+        }
+        if let Some(ca) = &self.tls_ca {
+            o = o.add_root_certificates(ca.clone());
+        }
+        if self.urls.iter().any(|u| u.starts_with("tls://")) {
+            o = o.require_tls(true);
+        }
+        Ok(o)
+    }
+
+    pub(crate) fn addrs(&self) -> Vec<async_nats::ServerAddr> {
+        self.urls.iter().filter_map(|u| u.parse().ok()).collect()
+    }
+}

@@ -1,0 +1,250 @@
+//! What only the NATS backplane has: three nodes on one nats-server, what `/healthz`,
+//! `/metrics` and `/v1/cluster` say about it, a NATS outage and its recovery, and the
+//! settings it refuses. (The scenarios shared with the mesh are in `backplanes.rs`.)
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::nats::NatsServer;
+use common::*;
+use switchboard_client::Target;
+use switchboard_proto::ServerMsg;
+
+async fn health(s: &TestServer) -> serde_json::Value {
+    let (code, body) = http_get(s.addr, "/healthz").await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Waits until the node's `/healthz` says the backplane is `state` ("up" or "down").
+async fn wait_backplane(s: &TestServer, state: &str) -> serde_json::Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let h = health(s).await;
+        if h["backplane"]["status"] == state {
+            return h;
+        }
+        assert!(Instant::now() < deadline, "backplane never {state}: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A Prometheus sample's value.
+async fn metric(s: &TestServer, name: &str) -> u64 {
+    let (_, body) = http_get(s.addr, "/metrics").await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .parse()
+        .unwrap()
+}
+
+/// A room's history as a node has it: the texts in the stream's order (none while the node
+/// does not know the room yet).
+async fn history(c: &mut switchboard_client::Client, room: &str) -> Vec<String> {
+    match c.history(Target::Room(room), None, None, 500).await {
+        Ok((page, _)) => page.into_iter().map(|m| m.text).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Collects the room messages a client receives until it has `n` (or the deadline passes).
+async fn receive(c: &mut switchboard_client::Client, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        got.push(next_message(c).await.text);
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_one_nats_serve_as_one_chat_service() {
+    let nats = NatsServer::start().await;
+    let a = TestServer::start_with(nats_node("a", nats.url())).await;
+    let b = TestServer::start_with(nats_node("b", nats.url())).await;
+    let c = TestServer::start_with(nats_node("c", nats.url())).await;
+    wait_view(&a, "a sees b and c", all_up(&["b", "c"])).await;
+    wait_view(&b, "b sees a and c", all_up(&["a", "c"])).await;
+    wait_view(&c, "c sees a and b", all_up(&["a", "b"])).await;
+    // /v1/cluster names the backplane and lists the members with the mesh's fields, their
+    // client-facing URL included (the browser fails over with it).
+    // (A member is up from its first message; its URL comes with its first heartbeat.)
+    let deadline = Instant::now() + WAIT;
+    let v = loop {
+        let (_, body) = http_get(a.addr, "/v1/cluster").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let peers = v["peers"].as_array().unwrap();
+        if peers
+            .iter()
+            .all(|p| p["url"] != "" && !p["lag_ops"].is_null())
+        {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no heartbeat details: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(v["backplane"], "nats");
+    for p in v["peers"].as_array().unwrap() {
+        let node = p["node"].as_str().unwrap();
+        let addr = if node == "b" { b.addr } else { c.addr };
+        assert_eq!(p["url"], format!("ws://{addr}"), "{p}");
+        assert!(p["heartbeat_age_ms"].as_u64().unwrap() < 600, "{p}");
+        assert_eq!(p["lag_ops"], 0, "{p}");
+    }
+    assert_eq!(wait_backplane(&a, "up").await["backplane"]["kind"], "nats");
+
+    let mut users = Vec::new();
+    for (i, s) in [&a, &b, &c].into_iter().enumerate() {
+        let mut u = s.client(&format!("user{i}")).await;
+        u.join("hall").await.unwrap();
+        users.push(u);
+    }
+    for (i, u) in users.iter_mut().enumerate() {
+        u.say(Target::Room("hall"), &format!("hi from {i}"))
+            .await
+            .unwrap();
+    }
+    let expected = ["hi from 0", "hi from 1", "hi from 2"];
+    for u in users.iter_mut() {
+        let mut got = receive(u, 3).await;
+        got.sort();
+        assert_eq!(got, expected);
+    }
+    // The ops travelled through JetStream: each node published its own and read the others'.
+    for s in [&a, &b, &c] {
+        assert!(metric(s, "switchboard_backplane_published_ops").await >= 1);
+        assert!(metric(s, "switchboard_backplane_consumed_ops").await >= 2);
+        assert_eq!(metric(s, "switchboard_backplane_up").await, 1);
+    }
+    // A fourth node, new, reads everything from the stream.
+    let d = TestServer::start_with(nats_node("d", nats.url())).await;
+    let mut dan = d.client("dan").await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut h = history(&mut dan, "hall").await;
+        h.sort();
+        if h == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "d never caught up: {h:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_outage_leaves_local_chat_working_and_loses_nothing() {
+    let mut nats = NatsServer::start().await;
+    let a = TestServer::start_with(nats_node("a", nats.url())).await;
+    let b = TestServer::start_with(nats_node("b", nats.url())).await;
+    wait_view(&a, "a sees b", all_up(&["b"])).await;
+    wait_view(&b, "b sees a", all_up(&["a"])).await;
+    let mut ann = a.client("ann").await;
+    let mut amy = a.client("amy").await;
+    let mut bob = b.client("bob").await;
+    for u in [&mut ann, &mut amy, &mut bob] {
+        u.join("ops").await.unwrap();
+    }
+    ann.say(Target::Room("ops"), "before").await.unwrap();
+    assert_eq!(next_message(&mut bob).await.text, "before");
+    assert_eq!(next_message(&mut amy).await.text, "before");
+    assert_eq!(next_message(&mut ann).await.text, "before");
+
+    nats.kill();
+    let h = wait_backplane(&a, "down").await;
+    assert_eq!(h["status"], "ok", "the node still serves its users: {h}");
+    wait_view(&a, "a declares b down", |v| {
+        v.get("b").map(String::as_str) == Some("down")
+    })
+    .await;
+    assert_eq!(metric(&a, "switchboard_backplane_up").await, 0);
+    // Local users still chat, and their messages are acknowledged (on a's disk).
+    for i in 0..5 {
+        ann.say(Target::Room("ops"), &format!("during {i}"))
+            .await
+            .unwrap();
+    }
+    let during: Vec<String> = (0..5).map(|i| format!("during {i}")).collect();
+    assert_eq!(receive(&mut amy, 5).await, during);
+    bob.say(Target::Room("ops"), "b alone").await.unwrap();
+    assert_eq!(next_message(&mut bob).await.text, "b alone");
+    assert!(metric(&a, "switchboard_backplane_unpublished_ops").await >= 5);
+
+    // NATS returns on the same port and store: what was said meanwhile crosses over.
+    nats.restart().await;
+    wait_backplane(&a, "up").await;
+    wait_backplane(&b, "up").await;
+    wait_view(&a, "a sees b again", all_up(&["b"])).await;
+    let mut got = receive(&mut bob, 5).await;
+    got.sort();
+    assert_eq!(
+        got, during,
+        "b's user gets what a's users said during the outage"
+    );
+    assert_eq!(next_message(&mut amy).await.text, "b alone");
+    // One history on both nodes: nothing lost, nothing twice.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (ha, hb) = (
+            history(&mut ann, "ops").await,
+            history(&mut bob, "ops").await,
+        );
+        if ha.len() == 7 && ha == hb {
+            let mut sorted = ha.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), 7, "no message twice: {ha:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "histories differ: {ha:?} / {hb:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    while metric(&a, "switchboard_backplane_unpublished_ops").await > 0 {
+        assert!(Instant::now() < deadline, "a never published its backlog");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let extra = bob.recv_timeout(Duration::from_millis(300)).await;
+    let dup = matches!(extra, Ok(Some(ServerMsg::Message(_))));
+    assert!(!dup, "nothing twice: {extra:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_starts_while_nats_is_down_and_joins_when_it_comes_up() {
+    let mut nats = NatsServer::start().await;
+    let a = TestServer::start_with(nats_node("a", nats.url())).await;
+    nats.kill();
+    let b = TestServer::start_with(nats_node("b", nats.url())).await;
+    // b serves its users alone meanwhile.
+    let mut bob = b.client("bob").await;
+    bob.join("x").await.unwrap();
+    bob.say(Target::Room("x"), "alone").await.unwrap();
+    assert_eq!(wait_backplane(&b, "down").await["status"], "ok");
+    nats.restart().await;
+    wait_view(&a, "a sees b", all_up(&["b"])).await;
+    let mut ann = a.client("ann").await;
+    let deadline = Instant::now() + WAIT;
+    while history(&mut ann, "x").await != ["alone"] {
+        assert!(Instant::now() < deadline, "b's message never reached a");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_and_a_backplane_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = switchboard_server::Config::new("a", dir.path());
+    c.backplane = Some(switchboard_server::BackplaneConfig::new(vec![
+        "nats://127.0.0.1:4222".into(),
+    ]));
+    c.peers = vec!["ws://127.0.0.1:1".into()];
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("--peer and --backplane"), "{err}");
+    c.peers.clear();
+    c.node_name = "a.b".into();
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("NATS subject token"), "{err}");
+}
