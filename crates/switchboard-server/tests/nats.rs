@@ -248,3 +248,36 @@ async fn peers_and_a_backplane_together_are_refused() {
     let err = c.validate().unwrap_err().to_string();
     assert!(err.contains("NATS subject token"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_authenticate_to_nats_with_a_password_or_a_token_in_the_url() {
+    let nats = NatsServer::start_with(&["--user", "chat", "--pass", "s3cret"]).await;
+    let with = |cred: &str| format!("nats://{cred}@127.0.0.1:{}", nats.port);
+    let a = TestServer::start_with(nats_node("a", with("chat:s3cret"))).await;
+    let b = TestServer::start_with(nats_node("b", with("chat:s3cret"))).await;
+    let intruder = TestServer::start_with(nats_node("intruder", with("chat:wrong"))).await;
+    wait_view(&a, "a sees b", all_up(&["b"])).await;
+    wait_backplane(&a, "up").await;
+    // The wrong password never gets in: it stays alone, and nobody sees it.
+    assert_eq!(health(&intruder).await["backplane"]["status"], "down");
+    assert!(cluster_view(&intruder).await.is_empty());
+    assert!(!cluster_view(&b).await.contains_key("intruder"));
+
+    let tokened = NatsServer::start_with(&["--auth", "t0ken"]).await;
+    let url = format!("nats://t0ken@127.0.0.1:{}", tokened.port);
+    let c = TestServer::start_with(nats_node("c", url.clone())).await;
+    let d = TestServer::start_with(nats_node("d", url)).await;
+    wait_view(&c, "c sees d", all_up(&["d"])).await;
+    wait_backplane(&d, "up").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_credentials_file_stops_the_node_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = switchboard_server::Config::new("a", dir.path());
+    let mut bp = switchboard_server::BackplaneConfig::new(vec!["nats://127.0.0.1:4222".into()]);
+    bp.creds = Some(dir.path().join("missing.creds"));
+    c.backplane = Some(bp);
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("credentials file"), "{err}");
+}

@@ -55,6 +55,13 @@ impl BackplaneConfig {
             (1..=5).contains(&self.replicas),
             "--backplane-replicas must be 1 to 5"
         );
+        for (what, file) in [("credentials", &self.creds), ("TLS CA", &self.tls_ca)] {
+            if let Some(f) = file {
+                std::fs::File::open(f).map_err(|e| {
+                    anyhow::anyhow!("the backplane's {what} file {}: {e}", f.display())
+                })?;
+            }
+        }
         for u in &self.urls {
             u.parse::<async_nats::ServerAddr>()
                 .map_err(|e| anyhow::anyhow!("backplane URL {u:?}: {e}"))?;
@@ -92,6 +99,16 @@ impl BackplaneConfig {
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((100 * attempts as u64).min(2_000))
             });
+        // NATS's URL forms: `user:password@host` or `token@host` (the client library reads
+        // neither from the URL itself). The first URL that has them speaks for all.
+        let addrs = self.addrs();
+        if let Some(a) = addrs.iter().find(|a| a.has_user_pass()) {
+            let user = a.username().unwrap_or_default().to_string();
+            o = match a.password() {
+                Some(pass) => o.user_and_password(user, pass.to_string()),
+                None => o.token(user),
+            };
+        }
         if let Some(creds) = &self.creds {
             o = o.credentials_file(creds).await.map_err(|e| {
                 anyhow::anyhow!("reading the NATS credentials {}: {e}", creds.display())

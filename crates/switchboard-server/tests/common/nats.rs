@@ -11,9 +11,14 @@ fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("NATS_SERVER") {
         return p.into();
     }
-    for p in ["/usr/sbin/nats-server", "/usr/bin/nats-server"] {
-        if std::path::Path::new(p).exists() {
-            return p.into();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = ["/usr/sbin".into(), "/usr/bin".into()]
+        .into_iter()
+        .chain(std::env::split_paths(&path));
+    for dir in dirs {
+        let p: PathBuf = dir.join("nats-server");
+        if p.exists() {
+            return p;
         }
     }
     panic!(
@@ -25,12 +30,18 @@ fn binary() -> PathBuf {
 pub struct NatsServer {
     pub port: u16,
     store: tempfile::TempDir,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     /// Starts a server with JetStream on a free port and waits until it accepts connections.
     pub async fn start() -> NatsServer {
+        NatsServer::start_with(&[]).await
+    }
+
+    /// [`NatsServer::start`] with more arguments (e.g. `--user`, `--pass`, `--auth`).
+    pub async fn start_with(args: &[&str]) -> NatsServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -39,6 +50,7 @@ impl NatsServer {
         let mut s = NatsServer {
             port,
             store: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         s.spawn().await;
@@ -60,6 +72,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
