@@ -36,6 +36,8 @@ pub struct Outbox {
     closing: Notify,
     /// Most bytes queued before the client counts as a slow consumer.
     limit: usize,
+    /// Set for an IRC connection: the fan-out queues room messages to it as IRC lines.
+    irc: Option<Box<crate::irc::fanout::IrcTaste>>,
 }
 
 /// What a push did.
@@ -59,7 +61,20 @@ impl Outbox {
             notify: Notify::new(),
             closing: Notify::new(),
             limit,
+            irc: None,
         }
+    }
+
+    /// The outbox of an IRC connection (see irc/fanout.rs).
+    pub(crate) fn for_irc(limit: usize, taste: crate::irc::fanout::IrcTaste) -> Outbox {
+        Outbox {
+            irc: Some(Box::new(taste)),
+            ..Outbox::new(limit)
+        }
+    }
+
+    pub(crate) fn irc(&self) -> Option<&crate::irc::fanout::IrcTaste> {
+        self.irc.as_deref()
     }
 
     /// Queues a frame (a cheap clone of shared bytes).

@@ -77,7 +77,7 @@ impl Shared {
             let mut core = self.core.lock().expect("core lock");
             let r = f(&mut core, &mut effects);
             let has_ops = core.has_ops();
-            self.execute(effects);
+            self.execute(&core, effects);
             drop(core);
             (r, has_ops)
         };
@@ -93,7 +93,7 @@ impl Shared {
     }
 
     /// Carries out effects: queue frames, close sessions.
-    pub fn execute(&self, effects: Vec<Effect>) {
+    pub fn execute(&self, core: &Core, effects: Vec<Effect>) {
         if effects.is_empty() {
             return;
         }
@@ -117,10 +117,15 @@ impl Shared {
                 }
                 Effect::Fanout { to, frame } => {
                     let frame = to_utf8(frame);
+                    // IRC members get the message as IRC text, rendered once here.
+                    let mut irc = crate::irc::fanout::Lines::new(&frame);
                     let mut n = 0;
                     for id in to.iter() {
                         if let Some(ob) = outboxes.get(id) {
-                            self.push(ob, &frame);
+                            match ob.irc().and_then(|taste| irc.for_member(taste, core)) {
+                                Some(line) => self.push(ob, &line),
+                                None => self.push(ob, &frame),
+                            }
                             n += 1;
                         }
                     }

@@ -659,6 +659,18 @@ async fn ircv3_tags_echo_and_chathistory() {
     assert_eq!(c.expect("FAIL").await.param(1), "INVALID_PARAMS");
     c.send("CHATHISTORY LATEST #nowhere * 10").await;
     assert_eq!(c.expect("FAIL").await.param(1), "INVALID_TARGET");
+    // Capabilities dropped after registration take effect on the next live message.
+    c.send("CAP REQ :-server-time -account-tag").await;
+    assert_eq!(c.expect("CAP").await.param(1), "ACK");
+    bob.say(Target::Room("hist"), "plainer").await.unwrap();
+    let m = c.expect("PRIVMSG").await;
+    assert_eq!(m.text(), "plainer");
+    assert!(
+        m.tags.contains_key("msgid")
+            && !m.tags.contains_key("time")
+            && !m.tags.contains_key("account"),
+        "{m:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,107 +1,174 @@
-//! One decode and one rendering per room message, not one per IRC member.
+//! A room message rendered as IRC lines once per fan-out, not once per IRC member.
 //!
-//! The core fans a room message out as one shared frame: every member's outbox holds a clone
-//! of the same buffer. Native connections write it as it is. An IRC connection must turn it
-//! into a `PRIVMSG` line, and did so for itself: a JSON decode and a line built per member,
-//! which cost the IRC face the fan-out race against ngircd and InspIRCd (docs/benchmarks.md).
+//! The core fans a room message out as one JSON frame shared by every member's outbox.
+//! Native connections write it as it is. An IRC connection used to decode that JSON and build
+//! its `PRIVMSG` line itself, per member: flat out that cost the IRC face its race against
+//! ngircd and InspIRCd (docs/benchmarks.md). Now the server's fan-out (`Shared::execute`)
+//! decodes the frame once and renders the line once for each way IRC members want it (three
+//! capabilities change a line: server-time, account-tag, message-tags), and queues that text
+//! to the IRC members instead of the JSON. An IRC connection writes such a frame as it is: it
+//! tells the two apart by the first byte (JSON starts with `{`, an IRC line with `:` or `@`).
 //!
-//! The connections of one room are served one after another by the same few worker threads,
-//! so each thread remembers the last frame it decoded and the lines it rendered from it, one
-//! per combination of the capabilities that change a line (server-time, account-tag,
-//! message-tags). The frame is recognised by its buffer: the cache holds a clone, so that
-//! buffer cannot be freed and its address reused while it is remembered.
+//! A member's own messages still come as JSON: the connection matches them with its sends
+//! for echo-message (replies.rs).
 
-use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use axum::extract::ws::Utf8Bytes;
-use switchboard_proto::ServerMsg;
+use switchboard_core::Core;
+use switchboard_proto::{ChatMessage, ServerMsg};
+
+use super::history::msgid;
+use super::line::{self, escape_tag, iso_time, split_text};
+use super::replies::{key, mask};
 
 /// Ways a rendered line can differ between recipients: three capability bits.
 const VARIANTS: usize = 8;
 
-struct Last {
-    frame: Utf8Bytes,
-    msg: Option<Arc<ServerMsg>>,
-    lines: [Option<Arc<str>>; VARIANTS],
+/// What the fan-out needs to know of an IRC connection, kept on its outbox.
+#[derive(Debug)]
+pub(crate) struct IrcTaste {
+    /// The user's name key: their own messages go to them as JSON.
+    key: String,
+    /// The capability combination (see [`variant`]); changed by a later CAP REQ.
+    variant: AtomicU8,
 }
 
-thread_local! {
-    static LAST: RefCell<Option<Last>> = const { RefCell::new(None) };
-}
-
-fn same(a: &Utf8Bytes, b: &Utf8Bytes) -> bool {
-    let (a, b) = (a.as_str(), b.as_str());
-    a.as_ptr() == b.as_ptr() && a.len() == b.len()
-}
-
-/// The frame decoded: from this thread's cache when it is the frame decoded last.
-pub(super) fn decoded(frame: &Utf8Bytes) -> Option<Arc<ServerMsg>> {
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if let Some(hit) = last.as_ref().filter(|l| same(&l.frame, frame)) {
-            return hit.msg.clone();
+impl IrcTaste {
+    pub(super) fn new(name: &str, variant: u8) -> IrcTaste {
+        IrcTaste {
+            key: key(name),
+            variant: AtomicU8::new(variant),
         }
-        let msg = switchboard_proto::decode_server(frame).ok().map(Arc::new);
-        *last = Some(Last {
-            frame: frame.clone(),
-            msg: msg.clone(),
+    }
+
+    pub(super) fn set_variant(&self, variant: u8) {
+        self.variant.store(variant, Ordering::Relaxed);
+    }
+}
+
+/// The capability combination of a recipient.
+pub(super) fn variant(server_time: bool, account_tag: bool, message_tags: bool) -> u8 {
+    u8::from(server_time) | u8::from(account_tag) << 1 | u8::from(message_tags) << 2
+}
+
+/// One fan-out's IRC renderings, made on first need.
+pub(crate) struct Lines<'a> {
+    frame: &'a Utf8Bytes,
+    /// `None` until decoded; `Some(None)` when the frame is not a room message.
+    message: Option<Option<ChatMessage>>,
+    registered: Option<bool>,
+    lines: [Option<Utf8Bytes>; VARIANTS],
+}
+
+impl<'a> Lines<'a> {
+    pub(crate) fn new(frame: &'a Utf8Bytes) -> Lines<'a> {
+        Lines {
+            frame,
+            message: None,
+            registered: None,
             lines: Default::default(),
-        });
-        msg
-    })
-}
-
-/// The lines of `frame` for recipients of capability combination `variant` (below
-/// [`VARIANTS`]): rendered by `render` the first time on this thread, shared afterwards.
-pub(super) fn rendered(
-    frame: &Utf8Bytes,
-    variant: usize,
-    render: impl FnOnce() -> String,
-) -> Arc<str> {
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        match last.as_mut().filter(|l| same(&l.frame, frame)) {
-            Some(l) => l.lines[variant]
-                .get_or_insert_with(|| Arc::from(render()))
-                .clone(),
-            // Not the frame decoded last (nothing calls it so, but stay correct).
-            None => Arc::from(render()),
         }
-    })
+    }
+
+    /// The text to queue for an IRC member, or `None` when it should get the JSON frame.
+    pub(crate) fn for_member(&mut self, taste: &IrcTaste, core: &Core) -> Option<Utf8Bytes> {
+        let m = self
+            .message
+            .get_or_insert_with(|| match switchboard_proto::decode_server(self.frame) {
+                Ok(ServerMsg::Message(m)) if m.room.is_some() => Some(m),
+                _ => None,
+            })
+            .as_ref()?;
+        if key(&m.from) == taste.key {
+            return None;
+        }
+        let v = taste.variant.load(Ordering::Relaxed);
+        let slot = &mut self.lines[usize::from(v) % VARIANTS];
+        if slot.is_none() {
+            let registered = *self
+                .registered
+                .get_or_insert_with(|| core.is_registered(&m.from));
+            *slot = Some(Utf8Bytes::from(render(m, v, registered, "PRIVMSG", None)));
+        }
+        slot.clone()
+    }
 }
 
-/// The capability combination of a recipient, for [`rendered`].
-pub(super) fn variant(server_time: bool, account_tag: bool, message_tags: bool) -> usize {
-    usize::from(server_time) | usize::from(account_tag) << 1 | usize::from(message_tags) << 2
+/// Whether a queued frame is IRC text rendered by the fan-out (not the core's JSON).
+pub(super) fn is_rendered(frame: &str) -> bool {
+    !frame.starts_with('{')
+}
+
+/// A message as IRC lines (one per line of its text, split to fit), with the tags of
+/// capability combination `variant`; `registered` says whether its sender's name is an
+/// account (for account-tag).
+pub(super) fn render(
+    m: &ChatMessage,
+    variant: u8,
+    registered: bool,
+    command: &str,
+    batch: Option<&str>,
+) -> String {
+    let mut out = String::new();
+    let target = match (&m.room, &m.to) {
+        (Some(room), _) => format!("#{room}"),
+        (None, Some(to)) => to.clone(),
+        (None, None) => return out,
+    };
+    let prefix = mask(&m.from);
+    let mut tags = Vec::new();
+    if let Some(b) = batch {
+        tags.push(format!("batch={b}"));
+    }
+    if variant & 1 != 0 {
+        tags.push(format!("time={}", iso_time(m.ts)));
+    }
+    if variant & 2 != 0 && registered {
+        tags.push(format!("account={}", escape_tag(&m.from)));
+    }
+    let mut id = (variant & 4 != 0).then(|| format!("msgid={}", escape_tag(&msgid(m))));
+    let budget = line::MAX_LINE - (prefix.len() + command.len() + target.len() + 8);
+    for text in m.text.split(['\n', '\r']).filter(|t| !t.trim().is_empty()) {
+        for piece in split_text(text, budget) {
+            let mut t = tags.clone();
+            // The msgid names the message: it goes on its first line only.
+            t.extend(id.take());
+            out.push_str(&line::format(&t, &prefix, command, &[&target, piece]));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn message(from: &str, text: &str) -> ChatMessage {
+        switchboard_proto::decode_server(&format!(
+            r#"{{"type":"message","id":"n1-7","stream":"r:lobby","origin":"n1","oseq":7,"lamport":3,"from":"{from}","room":"lobby","text":"{text}","ts":0}}"#
+        ))
+        .map(|m| match m {
+            ServerMsg::Message(m) => m,
+            other => panic!("{other:?}"),
+        })
+        .expect("a message frame")
+    }
+
     #[test]
-    fn a_frame_is_decoded_and_rendered_once_per_variant() {
-        let frame = Utf8Bytes::from(r#"{"type":"pong"}"#);
-        let copy = Utf8Bytes::from(r#"{"type":"pong"}"#);
-        let a = decoded(&frame).unwrap();
-        let b = decoded(&frame.clone()).unwrap();
-        assert!(Arc::ptr_eq(&a, &b), "the same buffer is decoded once");
-        let mut renders = 0;
-        for _ in 0..3 {
-            rendered(&frame, 1, || {
-                renders += 1;
-                "line\r\n".into()
-            });
-        }
-        assert_eq!(renders, 1);
-        rendered(&frame, 2, || {
-            renders += 1;
-            "other\r\n".into()
-        });
-        assert_eq!(renders, 2, "another variant renders its own line");
-        // Equal text in another buffer is another frame.
-        let c = decoded(&copy).unwrap();
-        assert!(!Arc::ptr_eq(&a, &c));
+    fn tags_follow_the_capabilities() {
+        let m = message("ann", "hi");
+        assert_eq!(
+            render(&m, 0, true, "PRIVMSG", None),
+            ":ann!ann@switchboard PRIVMSG #lobby :hi\r\n"
+        );
+        let all = render(&m, variant(true, true, true), true, "PRIVMSG", None);
+        assert!(
+            all.starts_with("@time=1970-01-01T00:00:00.000Z;account=ann;msgid="),
+            "{all}"
+        );
+        let guest = render(&m, variant(false, true, false), false, "PRIVMSG", None);
+        assert!(!guest.contains("account="), "{guest}");
+        assert!(is_rendered(&all) && !is_rendered(r#"{"type":"pong"}"#));
     }
 }

@@ -10,7 +10,7 @@
 //! - `register.rs`: registration (CAP, SASL PLAIN, PASS, NICK, USER) and the hello.
 //! - `commands.rs`: a registered connection's commands, and the welcome burst.
 //! - `replies.rs`: the core's frames as IRC lines and numerics.
-//! - `fanout.rs`: a room message decoded and rendered once per worker thread, not per member.
+//! - `fanout.rs`: a room message rendered as IRC lines once per fan-out, not per member.
 //! - `history.rs`: CHATHISTORY from the store, and msgids.
 //! - `playback.rs`: a channel's latest messages after a JOIN, for clients without
 //!   draft/chathistory.
@@ -23,7 +23,7 @@
 //! see native users of every node away and the other way round.
 
 mod commands;
-mod fanout;
+pub(crate) mod fanout;
 mod history;
 pub(crate) mod line;
 mod playback;

@@ -92,6 +92,9 @@ impl Irc {
                 });
                 if ok && !asked.trim().is_empty() {
                     self.caps = next;
+                    if let Some(taste) = self.outbox.as_ref().and_then(|o| o.irc()) {
+                        taste.set_variant(self.variant());
+                    }
                     self.server_line("CAP", &[&me, "ACK", &asked]);
                 } else {
                     self.server_line("CAP", &[&me, "NAK", &asked]);
@@ -267,7 +270,8 @@ impl Irc {
                 }
             }
         };
-        let outbox = Arc::new(Outbox::new(self.shared.cfg.outbox_bytes));
+        let taste = super::fanout::IrcTaste::new(&name, self.variant());
+        let outbox = Arc::new(Outbox::for_irc(self.shared.cfg.outbox_bytes, taste));
         self.shared
             .outboxes
             .write()

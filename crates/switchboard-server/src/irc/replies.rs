@@ -7,8 +7,7 @@ use std::collections::BTreeSet;
 use switchboard_proto::server::PresenceEvent;
 use switchboard_proto::{ChatMessage, ErrorCode, ServerMsg};
 
-use super::history::msgid;
-use super::line::{self, escape_tag, iso_time, split_text};
+use super::line;
 use super::playback::Playback;
 use super::session::{Channel, Irc, Pending};
 use super::{HOST, NETWORK};
@@ -417,55 +416,22 @@ impl Irc {
         self.out.push_str(&lines);
     }
 
-    /// A room message from someone else, the fan-out case: rendered once per thread for
-    /// all recipients with the same capabilities (see fanout.rs), not once per member.
-    pub(super) fn show_shared(&mut self, frame: &axum::extract::ws::Utf8Bytes, m: &ChatMessage) {
-        let caps = &self.caps;
-        let variant = super::fanout::variant(caps.server_time, caps.account_tag, caps.message_tags);
-        let lines = super::fanout::rendered(frame, variant, || self.render(m, "PRIVMSG", None));
-        self.out.push_str(&lines);
-    }
-
-    /// A message as IRC lines (one per line of its text, split to fit), with the tags this
-    /// connection asked for.
+    /// A message as IRC lines, with the tags this connection asked for.
     fn render(&self, m: &ChatMessage, command: &str, batch: Option<&str>) -> String {
-        let mut out = String::new();
-        let target = match (&m.room, &m.to) {
-            (Some(room), _) => format!("#{room}"),
-            (None, Some(to)) => to.clone(),
-            (None, None) => return out,
-        };
-        let prefix = mask(&m.from);
-        let mut tags = Vec::new();
-        if let Some(b) = batch {
-            tags.push(format!("batch={b}"));
-        }
-        if self.caps.server_time {
-            tags.push(format!("time={}", iso_time(m.ts)));
-        }
-        if self.caps.account_tag
+        let caps = &self.caps;
+        let registered = caps.account_tag
             && self
                 .shared
                 .core
                 .lock()
                 .expect("core lock")
-                .is_registered(&m.from)
-        {
-            tags.push(format!("account={}", escape_tag(&m.from)));
-        }
-        let mut msgid = self
-            .caps
-            .message_tags
-            .then(|| format!("msgid={}", escape_tag(&msgid(m))));
-        let budget = line::MAX_LINE - (prefix.len() + command.len() + target.len() + 8);
-        for text in m.text.split(['\n', '\r']).filter(|t| !t.trim().is_empty()) {
-            for piece in split_text(text, budget) {
-                let mut t = tags.clone();
-                // The msgid names the message: it goes on its first line only.
-                t.extend(msgid.take());
-                out.push_str(&line::format(&t, &prefix, command, &[&target, piece]));
-            }
-        }
-        out
+                .is_registered(&m.from);
+        super::fanout::render(m, self.variant(), registered, command, batch)
+    }
+
+    /// This connection's capability combination, for rendering (fanout.rs).
+    pub(super) fn variant(&self) -> u8 {
+        let caps = &self.caps;
+        super::fanout::variant(caps.server_time, caps.account_tag, caps.message_tags)
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use switchboard_core::SessionId;
-use switchboard_proto::{ChatMessage, ClientMsg, ServerMsg};
+use switchboard_proto::{ChatMessage, ClientMsg};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::Instrument;
 
@@ -365,15 +365,11 @@ impl Irc {
         closing: Option<Closing>,
     ) -> Option<End> {
         for frame in std::mem::take(batch) {
-            if let Some(msg) = super::fanout::decoded(&frame) {
-                match &*msg {
-                    ServerMsg::Message(m)
-                        if m.room.is_some() && !m.from.eq_ignore_ascii_case(self.me()) =>
-                    {
-                        self.show_shared(&frame, m)
-                    }
-                    _ => self.translate(ServerMsg::clone(&msg)),
-                }
+            if super::fanout::is_rendered(&frame) {
+                // A room message, rendered for this connection by the fan-out.
+                self.out.push_str(&frame);
+            } else if let Ok(msg) = switchboard_proto::decode_server(&frame) {
+                self.translate(msg);
             }
             if !self.playback.is_empty() {
                 // Boxed, as on_framed: only a join carries this state.
