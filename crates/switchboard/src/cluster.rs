@@ -38,10 +38,11 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     let v: serde_json::Value =
         serde_json::from_str(&body).context("the node's answer is not JSON")?;
     println!(
-        "node {}  {}  clock {}",
+        "node {}  {}  clock {}  backplane {}",
         v["node"].as_str().unwrap_or("?"),
         v["url"].as_str().unwrap_or("?"),
-        v["clock"]
+        v["clock"],
+        v["backplane"].as_str().unwrap_or("mesh")
     );
     println!(
         "{:<16} {:<26} {:<11} {:>12} {:>8} {:>8} {:>6}",

@@ -378,6 +378,15 @@ pub(crate) async fn run(shared: Arc<Shared>, bp: Arc<Backplane>) {
     for t in tasks {
         t.abort();
     }
+    // As when a mesh node's links close at shutdown: acks of what is still being written wait
+    // for nobody (the ops are on disk and are published at the next start).
+    let members = bp.members.lock().expect("members lock").up();
+    shared.run(|core, out| {
+        core.backplane_unreachable(out);
+        for node in &members {
+            core.peer_unlinked(node, out);
+        }
+    });
     let _ = client.flush().await;
 }
 
