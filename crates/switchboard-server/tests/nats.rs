@@ -281,3 +281,38 @@ async fn an_unreadable_credentials_file_stops_the_node_at_start() {
     let err = c.validate().unwrap_err().to_string();
     assert!(err.contains("credentials file"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_reach_nats_over_tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let cert = rcgen::generate_simple_self_signed(names).unwrap();
+    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&c, cert.cert.pem()).unwrap();
+    std::fs::write(&k, cert.key_pair.serialize_pem()).unwrap();
+    let (cs, ks) = (c.to_str().unwrap(), k.to_str().unwrap());
+    let nats = NatsServer::start_with(&["--tls", "--tlscert", cs, "--tlskey", ks]).await;
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let tls = |name: &'static str, ca: Option<std::path::PathBuf>| {
+        let url = url.clone();
+        move |cfg: &mut switchboard_server::Config| {
+            nats_node(name, url)(cfg);
+            if let Some(bp) = cfg.backplane.as_mut() {
+                bp.tls_ca = ca;
+            }
+        }
+    };
+    let a = TestServer::start_with(tls("a", Some(c.clone()))).await;
+    let b = TestServer::start_with(tls("b", Some(c.clone()))).await;
+    // Without the CA the server's certificate is not trusted: that node stays alone.
+    let stranger = TestServer::start_with(tls("stranger", None)).await;
+    wait_view(&a, "a sees b over TLS", all_up(&["b"])).await;
+    let mut ann = a.client("ann").await;
+    let mut bob = b.client("bob").await;
+    ann.join("sec").await.unwrap();
+    bob.join("sec").await.unwrap();
+    ann.say(Target::Room("sec"), "over tls").await.unwrap();
+    assert_eq!(next_message(&mut bob).await.text, "over tls");
+    assert_eq!(health(&stranger).await["backplane"]["status"], "down");
+    assert!(!cluster_view(&a).await.contains_key("stranger"));
+}
