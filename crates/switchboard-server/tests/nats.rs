@@ -316,3 +316,37 @@ async fn nodes_reach_nats_over_tls_with_a_private_ca() {
     assert_eq!(health(&stranger).await["backplane"]["status"], "down");
     assert!(!cluster_view(&a).await.contains_key("stranger"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_node_catches_up_from_the_stream_when_the_origin_is_gone() {
+    let nats = NatsServer::start().await;
+    let a = TestServer::start_with(nats_node("a", nats.url())).await;
+    let b = TestServer::start_with(nats_node("b", nats.url())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = TestServer::start_in(dir.path(), nats_node("c", nats.url())).await;
+    wait_view(&a, "a sees b and c", all_up(&["b", "c"])).await;
+    c.stop("maintenance").await;
+    // While c is away, a's user says something; each message is acknowledged once it is in
+    // the stream. Then a goes away for good: only the stream (and b) hold a's messages, and b
+    // hands out only its own ops.
+    let mut ann = a.client("ann").await;
+    ann.join("log").await.unwrap();
+    for i in 0..3 {
+        ann.say(Target::Room("log"), &format!("entry {i}"))
+            .await
+            .unwrap();
+    }
+    a.stop("retired").await;
+    let c = TestServer::start_in(dir.path(), nats_node("c", nats.url())).await;
+    let mut cy = c.client("cy").await;
+    let deadline = Instant::now() + WAIT;
+    while history(&mut cy, "log").await != ["entry 0", "entry 1", "entry 2"] {
+        assert!(
+            Instant::now() < deadline,
+            "c never read a's messages from the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metric(&c, "switchboard_backplane_consumed_ops").await >= 3);
+    drop(b);
+}
