@@ -106,7 +106,59 @@ on_both!(
     a_returning_node_catches_up_and_accounts_work_everywhere,
     one_directory_across_nodes,
     concurrent_senders_on_three_nodes_are_seen_in_one_order_everywhere,
+    contact_books_and_the_irc_face_span_the_nodes,
 );
+
+/// Contact books replicate, and an IRC client on one node hears a native client on another.
+async fn contact_books_and_the_irc_face_span_the_nodes(kind: Kind) {
+    use switchboard_proto::{ClientMsg, ServerMsg};
+    let mut net = Net::new(kind).await;
+    let (a, b) = net.pair().await;
+    let (mut carol, _) = switchboard_client::Client::connect_as(&a.url, "carol", Some("pw"))
+        .await
+        .unwrap();
+    for (name, phone) in [("Juan", "111"), ("Ana", "222")] {
+        let set = ClientMsg::ContactSet {
+            name: name.into(),
+            phone: phone.into(),
+            reff: None,
+        };
+        carol.request(set).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let on_b = switchboard_client::Client::connect_as(&b.url, "carol", Some("pw")).await;
+        if let Ok((mut c, _)) = on_b {
+            let book = c.request(ClientMsg::Contacts { reff: None }).await;
+            if let Ok(ServerMsg::Contacts { contacts, .. }) = book {
+                let names: Vec<&str> = contacts.iter().map(|c| c.name.as_str()).collect();
+                if names == ["Ana", "Juan"] {
+                    break;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the book never reached b"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ann = a.client("ann").await;
+    ann.join("lobby").await.unwrap();
+    let mut irc = common::irc::IrcClient::register(b.irc_addr, "ircy").await;
+    irc.send("JOIN #lobby").await;
+    irc.expect("366").await;
+    ann.say(switchboard_client::Target::Room("lobby"), "to irc")
+        .await
+        .unwrap();
+    let m = irc
+        .expect_where(|m| m.command == "PRIVMSG", "ann's message")
+        .await;
+    assert_eq!(
+        (m.nick(), m.param(0), m.text()),
+        ("ann", "#lobby", "to irc")
+    );
+}
 
 async fn room_messages_cross_nodes_and_resume_on_the_other_node(kind: Kind) {
     let mut net = Net::new(kind).await;
