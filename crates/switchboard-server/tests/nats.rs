@@ -350,3 +350,48 @@ async fn a_returning_node_catches_up_from_the_stream_when_the_origin_is_gone() {
     assert!(metric(&c, "switchboard_backplane_consumed_ops").await >= 3);
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_chat_services_share_one_nats_without_meeting() {
+    let nats = NatsServer::start().await;
+    let in_cluster = |name: &'static str, cluster: &'static str| {
+        let url = nats.url();
+        move |c: &mut switchboard_server::Config| {
+            nats_node(name, url)(c);
+            if let Some(bp) = c.backplane.as_mut() {
+                bp.cluster = cluster.into();
+            }
+        }
+    };
+    let a = TestServer::start_with(in_cluster("a", "one")).await;
+    let b = TestServer::start_with(in_cluster("b", "one")).await;
+    let x = TestServer::start_with(in_cluster("x", "two")).await;
+    let y = TestServer::start_with(in_cluster("y", "two")).await;
+    wait_view(&a, "a sees only b", all_up(&["b"])).await;
+    wait_view(&x, "x sees only y", all_up(&["y"])).await;
+    // The same room name in both services: each keeps its own.
+    let mut ann = a.client("ann").await;
+    let mut xena = x.client("xena").await;
+    ann.join("news").await.unwrap();
+    xena.join("news").await.unwrap();
+    ann.say(Target::Room("news"), "service one").await.unwrap();
+    xena.say(Target::Room("news"), "service two").await.unwrap();
+    let (mut bo, mut yul) = (b.client("bo").await, y.client("yul").await);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (hb, hy) = (
+            history(&mut bo, "news").await,
+            history(&mut yul, "news").await,
+        );
+        if hb == ["service one"] && hy == ["service two"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "services mixed or slow: {hb:?} / {hy:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cluster_view(&b).await.len(), 1);
+    assert_eq!(cluster_view(&y).await.len(), 1);
+}
