@@ -127,3 +127,33 @@ impl BackplaneConfig {
         self.urls.iter().filter_map(|u| u.parse().ok()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_and_stream_are_namespaced_by_the_cluster() {
+        let mut c = BackplaneConfig::new(vec!["nats://127.0.0.1:4222".into()]);
+        c.cluster = "chat-eu".into();
+        assert_eq!(c.all("a"), "sb.chat-eu.all.a");
+        assert_eq!(c.to("b", "a"), "sb.chat-eu.to.b.a");
+        assert_eq!(c.ops("a"), "sb.chat-eu.ops.a");
+        assert_eq!(c.stream(), "SB_chat-eu");
+        assert!(c.validate("node-1").is_ok());
+    }
+
+    #[test]
+    fn names_that_break_subjects_are_refused() {
+        let mut c = BackplaneConfig::new(vec!["nats://127.0.0.1:4222".into()]);
+        assert!(c.validate("a.b").is_err());
+        c.cluster = "a*".into();
+        assert!(c.validate("a").is_err());
+        c.cluster = "ok".into();
+        c.replicas = 0;
+        assert!(c.validate("a").is_err());
+        c.replicas = 3;
+        c.urls.clear();
+        assert!(c.validate("a").is_err());
+    }
+}
