@@ -19,12 +19,32 @@ const FILES: &[(&str, &str)] = &[
     ("style.css", include_str!("../../../web/style.css")),
     ("favicon.svg", include_str!("../../../web/favicon.svg")),
     ("js/app.js", include_str!("../../../web/js/app.js")),
+    ("js/page.js", include_str!("../../../web/js/page.js")),
+    ("js/session.js", include_str!("../../../web/js/session.js")),
+    (
+        "js/conversations.js",
+        include_str!("../../../web/js/conversations.js"),
+    ),
+    ("js/history.js", include_str!("../../../web/js/history.js")),
+    ("js/online.js", include_str!("../../../web/js/online.js")),
+    (
+        "js/contacts.js",
+        include_str!("../../../web/js/contacts.js"),
+    ),
+    (
+        "js/composer.js",
+        include_str!("../../../web/js/composer.js"),
+    ),
     (
         "js/protocol.js",
         include_str!("../../../web/js/protocol.js"),
     ),
     ("js/state.js", include_str!("../../../web/js/state.js")),
     ("js/views.js", include_str!("../../../web/js/views.js")),
+    (
+        "js/contacts-view.js",
+        include_str!("../../../web/js/contacts-view.js"),
+    ),
 ];
 
 /// The page loads only its own files, and talks to its node and, when it fails over, to the
