@@ -6,7 +6,8 @@
 
 Every run gets a fresh server on a loopback port and a fresh data directory. Each workload
 has the same shape for every server (crates/switchboard-bench: fanout, dm, connections);
-Switchboard alone also runs durable (acknowledged messages) and a 3-node cluster. Results
+Switchboard alone also runs durable (acknowledged messages) and a 3-node cluster, once on
+the mesh and once on a NATS backplane (one nats-server with JetStream). Results
 go to DIR/results.jsonl (one JSON line per run, as the load generator printed it) and
 DIR/comparison.md (the tables of docs/benchmarks.md). Must run as root (the peers' start
 script needs it).
@@ -28,6 +29,7 @@ SWITCHBOARD = os.path.join(ROOT, "target", "release", "switchboard")
 BENCH = os.path.join(ROOT, "target", "release", "switchboard-bench")
 PEER = os.path.join(ROOT, "scripts", "bench", "peer.sh")
 SECRET = "bench-cluster-secret-0123456789"
+NATS_SERVER = os.environ.get("NATS_SERVER", "/usr/sbin/nats-server")
 
 # switchboard-irc: the same node, driven through its IRC face (--irc-listen), so that the IRC
 # workloads race ngircd and InspIRCd on exactly the same wire.
@@ -54,12 +56,23 @@ def wait_port(port, timeout=15):
 class Server:
     """One fresh server (or a Switchboard cluster) for one run."""
 
-    def __init__(self, kind, nodes=1):
+    def __init__(self, kind, nodes=1, backplane="mesh"):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
         self.procs = []
         self.pids = []
         self.urls = []
+        nats_url = None
+        if backplane == "nats":
+            # One nats-server with JetStream, the backplane of every node (docs/operations.md).
+            nats_port = free_port()
+            p = subprocess.Popen([NATS_SERVER, "-js", "-sd", os.path.join(self.dir, "js"),
+                                  "-a", "127.0.0.1", "-p", str(nats_port)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.procs.append(p)
+            self.pids.append(p.pid)
+            wait_port(nats_port)
+            nats_url = f"nats://127.0.0.1:{nats_port}"
         if kind in ("switchboard", "switchboard-irc"):
             ports = [free_port() for _ in range(nodes)]
             irc_ports = [free_port() for _ in range(nodes)]
@@ -73,7 +86,9 @@ class Server:
                         "--outbox-bytes", str(64 << 20)]
                 if kind == "switchboard-irc":
                     args += ["--irc-listen", f"127.0.0.1:{irc_ports[i]}"]
-                if nodes > 1:
+                if nats_url:
+                    args += ["--backplane", nats_url]
+                elif nodes > 1:
                     args += ["--cluster-secret", SECRET]
                     if i > 0:
                         args += ["--peer", f"ws://127.0.0.1:{ports[0]}"]
@@ -161,8 +176,8 @@ def bench(server, workload, args, pid=True, sources=1):
     return result
 
 
-def run(kind, nodes, workload, args, sources=1):
-    server = Server(kind, nodes)
+def run(kind, nodes, workload, args, sources=1, backplane="mesh"):
+    server = Server(kind, nodes, backplane)
     try:
         r = bench(server, workload, args, sources=sources)
     finally:
@@ -212,6 +227,16 @@ def suite(targets, quick):
                                               "--messages", messages, "--size", 100])
         cf["label"] = "cluster-fanout-max"
         results.append(cf)
+        # The same two cluster runs with the nodes joined through NATS instead of the mesh.
+        nd = run("switchboard", 3, "dm", ["--pairs", 100, "--messages", int(500 * scale) or 50,
+                                          "--rate", 50, "--size", 100], backplane="nats")
+        nd["label"] = "nats-cluster-dm-10k"
+        results.append(nd)
+        nf = run("switchboard", 3, "fanout", ["--members", members - members % 3, "--senders", 9,
+                                              "--messages", messages, "--size", 100],
+                 backplane="nats")
+        nf["label"] = "nats-cluster-fanout-max"
+        results.append(nf)
     return results
 
 
@@ -261,7 +286,9 @@ def table(results, targets):
     extra = []
     for label, keys in [("durable", ["acks_per_s", "p50_ms", "p99_ms", "lost", "refused"]),
                         ("cluster-dm-10k", ["messages_per_s", "p50_ms", "p99_ms", "p999_ms", "lost"]),
-                        ("cluster-fanout-max", ["deliveries_per_s", "p50_ms", "p99_ms", "lost"])]:
+                        ("cluster-fanout-max", ["deliveries_per_s", "p50_ms", "p99_ms", "lost"]),
+                        ("nats-cluster-dm-10k", ["messages_per_s", "p50_ms", "p99_ms", "p999_ms", "lost"]),
+                        ("nats-cluster-fanout-max", ["deliveries_per_s", "p50_ms", "p99_ms", "lost"])]:
         r = by.get(("switchboard", label))
         if r:
             shown = "failed: " + r["error"] if "error" in r else ", ".join(f"{k} {fmt(r.get(k))}" for k in keys)
