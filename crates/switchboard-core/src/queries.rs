@@ -49,10 +49,17 @@ impl Core {
         self.accounts.contains_key(&name_key(name))
     }
 
-    /// How big the service is, for gateways that report it (IRC's LUSERS).
+    /// How big the service is, for gateways that report it (IRC's LUSERS). Counted, not
+    /// listed: every IRC registration asks (the welcome burst), and listing everyone made
+    /// 18,000 registrations cost O(n²), 2 ms of CPU each at the end.
     pub fn census(&self) -> Census {
+        let elsewhere_only = self
+            .remote
+            .iter()
+            .filter(|(k, nodes)| !nodes.is_empty() && !self.users.contains_key(*k))
+            .count();
         Census {
-            users: self.everyone().len(),
+            users: self.users.len() + elsewhere_only,
             local_users: self.users.len(),
             rooms: self.rooms.len(),
             nodes: 1 + self.peer_clocks.len(),

@@ -406,6 +406,10 @@ async fn an_irc_user_and_a_native_user_on_two_linked_nodes_share_a_room() {
     copy.send("NICK nina").await;
     copy.send("USER nina 0 * :x").await;
     assert_eq!(copy.recv().await.command, "433");
+    // LUSERS counts the whole network: ivan here, nina on node b.
+    ivan.send("LUSERS").await;
+    let lusers = ivan.expect("251").await;
+    assert!(lusers.text().contains("There are 2 users"), "{lusers:?}");
     ivan.send("JOIN #mesh").await;
     let join = ivan.until("366").await;
     assert_eq!(
