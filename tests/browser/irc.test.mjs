@@ -223,6 +223,13 @@ settings = {
   // A WHOIS from irssi.
   tmux('send-keys', '-t', session, '/whois erik', 'Enter');
   await until(() => screen().includes('erik [erik@switchboard]'), `irssi to show the WHOIS:\n${screen()}`);
+  // History: irssi cannot ask for it (no draft/chathistory), so joining again plays back the
+  // room's latest lines, erik's among them, once each.
+  tmux('send-keys', '-t', session, '/part #term', 'Enter');
+  await until(() => /has left #term/.test(log()), `irssi to leave #term:\n${screen()}`);
+  tmux('send-keys', '-t', session, '/join #term', 'Enter');
+  const times = (re) => (log().match(re) || []).length;
+  await until(() => times(/hello Iris/g) === 2 && times(/hello from irssi/g) === 2, `irssi to replay #term:\n${log()}`);
 });
 
 test('WeeChat signs in with SASL, is shown what was said before it joined, and talks with a console user', async () => {
