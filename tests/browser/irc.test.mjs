@@ -1,9 +1,9 @@
 // IRC users among the others: an IRC client (written here on node's `net` from RFC 2812), a
 // console user and a browser user share a room across two linked nodes, and talk privately;
-// then real terminal clients from Debian exchange messages with a console user: `ii`, irssi
-// under tmux signing in to a registered name with SASL, and WeeChat headless signing in with
-// SASL and shown the room's earlier messages on joining (join playback; run.sh installs them
-// when missing).
+// then real terminal clients from Debian exchange messages with a console user: `ii`, and
+// irssi under tmux and WeeChat headless, each signing in to a registered name with SASL,
+// talking with a console user and a browser user, and shown the room's earlier messages on
+// joining (join playback; run.sh installs them when missing).
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -178,7 +178,7 @@ test('a real terminal IRC client (ii) joins a room and talks with a console user
   );
 });
 
-test('irssi under tmux signs in with SASL, joins a room and talks with a console user', async () => {
+test('irssi under tmux signs in with SASL, joins a room, talks with a console user and a browser user, and is shown history', async () => {
   // The name is registered from the console first.
   const owner = new ConsoleClient(a, 'Iris', { password: 'iris-pw' });
   await owner.waitForLine((l) => l.startsWith('* connected to node a as Iris (registered)'));
@@ -220,6 +220,15 @@ settings = {
   erik.send('hello Iris');
   // irssi logs a nick with its mode column: `< erik> hello Iris`.
   await until(() => /<.erik> hello Iris/.test(log()), "irssi to show erik's line");
+  // A browser user on node b joins the same conversation.
+  const page = await signIn(browser, b, 'webby');
+  cleanup.push(() => closePage(page));
+  await joinRoom(page, 'term');
+  await say(page, 'hello from the web');
+  await until(() => /<.webby> hello from the web/.test(log()), "irssi to show the browser user's line");
+  tmux('send-keys', '-t', session, '/msg #term hi webby', 'Enter');
+  await waitForMessage(page, 'hi webby', 'Iris');
+  await erik.waitForLine('[#term] Iris: hi webby');
   // A WHOIS from irssi.
   tmux('send-keys', '-t', session, '/whois erik', 'Enter');
   await until(() => screen().includes('erik [erik@switchboard]'), `irssi to show the WHOIS:\n${screen()}`);
@@ -232,7 +241,7 @@ settings = {
   await until(() => times(/hello Iris/g) === 2 && times(/hello from irssi/g) === 2, `irssi to replay #term:\n${log()}`);
 });
 
-test('WeeChat signs in with SASL, is shown what was said before it joined, and talks with a console user', async () => {
+test('WeeChat signs in with SASL, is shown what was said before it joined, and talks with a console user and a browser user', async () => {
   // A registered name, and a room where something was said before WeeChat came (on node a,
   // WeeChat's node, so it is in that node's store when WeeChat joins).
   const owner = new ConsoleClient(a, 'Wendy', { password: 'wendy-pw' });
@@ -291,8 +300,15 @@ test('WeeChat signs in with SASL, is shown what was said before it joined, and t
   await until(() => log().includes('\tfay\tsaid while WeeChat is here'), `WeeChat to show the live line:\n${log()}`);
   await until(() => fs.readdirSync(dir).some((f) => f.startsWith('weechat_fifo')), 'the WeeChat FIFO');
   const fifo = path.join(dir, fs.readdirSync(dir).find((f) => f.startsWith('weechat_fifo')));
+  // A browser user on node b in the same room: WeeChat shows their line, they see WeeChat's.
+  const page = await signIn(browser, b, 'wanda');
+  cleanup.push(() => closePage(page));
+  await joinRoom(page, 'weechat');
+  await say(page, 'said from the web');
+  await until(() => log().includes('\twanda\tsaid from the web'), `WeeChat to show the browser's line:\n${log()}`);
   fs.appendFileSync(fifo, '*/msg -server sb #weechat hello from weechat\n');
   await fay.waitForLine('[#weechat] Wendy: hello from weechat');
+  await waitForMessage(page, 'hello from weechat', 'Wendy');
   const all = log();
   assert.equal(all.split('said before WeeChat came').length - 1, 1, all);
   assert.equal(all.split('said while WeeChat is here').length - 1, 1, all);
