@@ -4,8 +4,8 @@
 //! - **Stream** `SB_<cluster>`, subjects `sb.<cluster>.ops.>`, file storage, limits retention
 //!   (nothing expires unless the operator sets limits), the configured replicas, a 2-minute
 //!   duplicate window. Created by the first node that finds it missing.
-//! - **Publisher**: this node's ops, once durable locally, one message per op on
-//!   `sb.<cluster>.ops.<node>` with `Nats-Msg-Id: <node>:<oseq>`, in oseq order. JetStream's
+//! - **Publisher**: this node's ops, once durable locally, consecutive ops as one message
+//!   (see `publish`) on `sb.<cluster>.ops.<node>`, in oseq order. JetStream's
 //!   acknowledgement releases the clients' acks (`Core::backplane_stored`). The local store is
 //!   the queue: after a disconnection or a restart the publisher asks the stream for the last
 //!   op of this node and republishes what follows from the store, so the budget for an outage
@@ -70,7 +70,7 @@ async fn last_published(stream: &stream::Stream, bp: &Backplane) -> Result<u64, 
         .get_last_raw_message_by_subject(&bp.cfg.ops(&bp.node))
         .await
     {
-        Ok(m) => Ok(serde_json::from_slice::<Op>(&m.payload)?.meta.oseq),
+        Ok(m) => Ok(decode(&m.payload)?.last().map_or(0, |op| op.meta.oseq)),
         Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
         Err(e) => Err(e.into()),
     }
@@ -177,30 +177,69 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
     }
 }
 
+/// Most bytes of ops in one JetStream message (nats-server's default `max_payload` is 1 MiB).
+const MESSAGE_BYTES: usize = 256 * 1024;
+
 /// Publishes a batch and waits for every acknowledgement.
+///
+/// Consecutive ops go as one JetStream message (a JSON array, up to [`MESSAGE_BYTES`]), not
+/// one message each: per message, nats-server stores, delivers to every node's consumer and
+/// takes an acknowledgement, and one message per op fell behind at 10,000 msg/s over three
+/// nodes (docs/benchmarks.md). The message id names the range, so a retried publish of the
+/// same range is dropped by JetStream; a different range over the same ops is dropped by
+/// the receivers, which skip ops they hold.
 async fn publish(
     js: &jetstream::Context,
     bp: &Backplane,
     ops: &[Op],
 ) -> Result<(), async_nats::Error> {
     let subject = bp.cfg.ops(&bp.node);
-    let mut acks = Vec::with_capacity(ops.len());
-    for op in ops {
+    let mut acks = Vec::new();
+    let mut rest = ops;
+    while let Some(first) = rest.first() {
+        let mut payload = b"[".to_vec();
+        let mut taken = 0;
+        for op in rest {
+            if taken > 0 && payload.len() >= MESSAGE_BYTES {
+                break;
+            }
+            if taken > 0 {
+                payload.push(b',');
+            }
+            serde_json::to_writer(&mut payload, op)?;
+            taken += 1;
+        }
+        payload.push(b']');
+        let last = &rest[taken - 1];
         let mut h = async_nats::HeaderMap::new();
         h.insert(
             async_nats::header::NATS_MESSAGE_ID,
-            format!("{}:{}", op.meta.origin, op.meta.oseq).as_str(),
+            format!(
+                "{}:{}-{}",
+                first.meta.origin, first.meta.oseq, last.meta.oseq
+            )
+            .as_str(),
         );
-        let payload = serde_json::to_vec(op)?;
         acks.push(
             js.publish_with_headers(subject.clone(), h, payload.into())
                 .await?,
         );
+        rest = &rest[taken..];
     }
     for ack in acks {
         tokio::time::timeout(Duration::from_secs(5), ack).await??;
     }
     Ok(())
+}
+
+/// The ops of one stream message: an array (one per publish batch), or a single op as the
+/// first version of the backplane wrote them.
+fn decode(payload: &[u8]) -> Result<Vec<Op>, serde_json::Error> {
+    if payload.first() == Some(&b'[') {
+        serde_json::from_slice(payload)
+    } else {
+        serde_json::from_slice::<Op>(payload).map(|op| vec![op])
+    }
 }
 
 /// Reads every other node's ops from JetStream and applies them, forever.
@@ -255,17 +294,26 @@ pub(super) async fn consumer(shared: Arc<Shared>, bp: Arc<Backplane>, client: as
                                 continue;
                             }
                         };
-                        let Ok(op) = serde_json::from_slice::<Op>(&m.payload) else {
-                            tracing::warn!(subject = %m.subject, "undecodable op in the stream");
-                            let _ = m.ack().await;
-                            continue;
+                        let ops = match decode(&m.payload) {
+                            Ok(ops) if !ops.is_empty() => ops,
+                            _ => {
+                                tracing::warn!(subject = %m.subject, "undecodable ops in the stream");
+                                let _ = m.ack().await;
+                                continue;
+                            }
                         };
-                        if op.meta.origin == bp.node {
+                        let (origin, last) = {
+                            let op = ops.last().expect("not empty");
+                            (op.meta.origin.clone(), op.meta.oseq)
+                        };
+                        if origin == bp.node {
                             let _ = m.ack().await;
                             continue;
                         }
-                        unacked.push_back((op.meta.origin.clone(), op.meta.oseq, m, Instant::now()));
-                        by_origin.entry(op.meta.origin.clone()).or_default().push(op);
+                        // Acknowledged once its last op is on this node's disk (ops of one
+                        // origin are stored in order).
+                        unacked.push_back((origin.clone(), last, m, Instant::now()));
+                        by_origin.entry(origin).or_default().extend(ops);
                     }
                     let now = now_ms();
                     let n: usize = by_origin.values().map(Vec::len).sum();
