@@ -34,9 +34,7 @@ impl Core {
     pub fn version_vector(&self) -> std::collections::BTreeMap<String, u64> {
         self.vv.clone()
     }
-}
 
-impl Core {
     /// The highest op of `origin` applied here (held in memory, maybe not yet on disk).
     pub fn holds_of(&self, origin: &str) -> u64 {
         self.vv.get(origin).copied().unwrap_or(0)

@@ -150,7 +150,8 @@ impl Core {
         let Some(ack) = ack else {
             return;
         };
-        if self.peer_clocks.is_empty() && self.backplane_stored.is_none() {
+        if self.disk_suffices() {
+            // The single-node path: no queue to go through.
             self.ack(Some(ack), out);
         } else {
             self.acks_waiting.insert(oseq, ack);
@@ -158,10 +159,16 @@ impl Core {
         }
     }
 
+    /// Whether this node's disk is enough for an acknowledgement: no peer is up and no
+    /// backplane stores ops.
+    fn disk_suffices(&self) -> bool {
+        self.peer_clocks.is_empty() && self.backplane_stored.is_none()
+    }
+
     /// Sends the acknowledgements whose messages a peer that is up has stored (all of them
     /// when no peer is up), or that a reachable backplane has stored (`backplane.rs`).
     pub(crate) fn release_acks(&mut self, out: &mut Vec<Effect>) {
-        let upto = if self.peer_clocks.is_empty() && self.backplane_stored.is_none() {
+        let upto = if self.disk_suffices() {
             u64::MAX
         } else {
             self.peer_clocks

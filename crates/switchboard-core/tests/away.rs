@@ -1,49 +1,21 @@
 //! Away messages in the sans-IO core: one state per user, shown by `who`, `whois` and `away`
 //! events, replicated with presence between nodes, gone with the user's last session.
 
-use std::collections::HashMap;
+mod common;
 
-use switchboard_core::{Auth, Config, Core, Effect, Restore, SessionId};
+use common::{config, frames, handle, join};
+use switchboard_core::{Auth, Core, Effect, Restore, SessionId};
 use switchboard_proto::peer::PeerMsg;
-use switchboard_proto::server::Limits;
-use switchboard_proto::{decode_server, ClientMsg, ErrorCode, ServerMsg};
+use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
 
 fn core(node: &str) -> Core {
-    let cfg = Config {
-        node: node.into(),
-        inbox_cap: 3,
-        limits: Limits {
-            max_frame_bytes: 65536,
-            max_text_bytes: 16384,
-            rate_per_sec: 10,
-            burst: 10,
-        },
-        incarnation: 1,
-    };
+    let cfg = config(node);
     // alice is registered, so that she may sign in from several devices at once.
     let restore = Restore {
         accounts: vec![("alice".into(), "hash".into(), (1, "n1".into()))],
         ..Default::default()
     };
     Core::new(cfg, restore)
-}
-
-/// Decoded frames per session.
-fn frames(effects: &[Effect]) -> HashMap<SessionId, Vec<ServerMsg>> {
-    let mut out: HashMap<SessionId, Vec<ServerMsg>> = HashMap::new();
-    let decode = |f: &[u8]| decode_server(std::str::from_utf8(f).unwrap()).unwrap();
-    for e in effects {
-        match e {
-            Effect::Send { to, frame } => out.entry(*to).or_default().push(decode(frame)),
-            Effect::Fanout { to, frame } => {
-                for s in to.iter() {
-                    out.entry(*s).or_default().push(decode(frame));
-                }
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// The away events (name, message) a session got.
@@ -72,23 +44,6 @@ fn hello(core: &mut Core, s: SessionId, name: &str, events: bool) -> Vec<Effect>
         core.want_away_events(s);
     }
     out
-}
-
-fn handle(core: &mut Core, s: SessionId, msg: ClientMsg) -> Vec<Effect> {
-    let mut out = Vec::new();
-    core.handle(s, msg, 2_000, &mut out);
-    out
-}
-
-fn join(core: &mut Core, s: SessionId, room: &str) -> Vec<Effect> {
-    handle(
-        core,
-        s,
-        ClientMsg::Join {
-            room: room.into(),
-            reff: None,
-        },
-    )
 }
 
 fn away(core: &mut Core, s: SessionId, message: Option<&str>) -> Vec<Effect> {

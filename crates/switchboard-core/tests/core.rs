@@ -1,70 +1,18 @@
 //! The sans-IO core driven directly: no sockets, no disk, every step visible.
 
-use std::collections::HashMap;
+mod common;
 
-use switchboard_core::{Auth, Config, Core, Effect, OpBody, Restore, SessionId};
-use switchboard_proto::server::Limits;
-use switchboard_proto::{decode_server, ClientMsg, ErrorCode, ServerMsg};
+use common::{config, frames, handle, join};
+use switchboard_core::{Auth, Core, Effect, OpBody, Restore, SessionId};
+use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
 
 fn core_with(restore: Restore) -> Core {
     Core::new(config("n1"), restore)
 }
 
-fn config(node: &str) -> Config {
-    Config {
-        node: node.into(),
-        inbox_cap: 3,
-        limits: Limits {
-            max_frame_bytes: 65536,
-            max_text_bytes: 16384,
-            rate_per_sec: 10,
-            burst: 10,
-        },
-        incarnation: 1,
-    }
-}
-
-/// Decoded frames per session.
-fn frames(effects: &[Effect]) -> HashMap<SessionId, Vec<ServerMsg>> {
-    let mut out: HashMap<SessionId, Vec<ServerMsg>> = HashMap::new();
-    for e in effects {
-        match e {
-            Effect::ToPeer { .. }
-            | Effect::ToPeers(_)
-            | Effect::CatchUp { .. }
-            | Effect::ContactChanged { .. } => {}
-            Effect::Send { to, frame } => out
-                .entry(*to)
-                .or_default()
-                .push(decode_server(std::str::from_utf8(frame).unwrap()).unwrap()),
-            Effect::Fanout { to, frame } => {
-                for s in to.iter() {
-                    out.entry(*s)
-                        .or_default()
-                        .push(decode_server(std::str::from_utf8(frame).unwrap()).unwrap());
-                }
-            }
-            Effect::Close { session, code, .. } => {
-                out.entry(*session).or_default().push(ServerMsg::Error {
-                    code: *code,
-                    message: "closed".into(),
-                    reff: None,
-                })
-            }
-        }
-    }
-    out
-}
-
 fn hello(core: &mut Core, s: SessionId, name: &str, auth: Auth) -> Vec<Effect> {
     let mut out = Vec::new();
     core.hello(s, name, auth, 1_000, &mut out);
-    out
-}
-
-fn handle(core: &mut Core, s: SessionId, msg: ClientMsg) -> Vec<Effect> {
-    let mut out = Vec::new();
-    core.handle(s, msg, 2_000, &mut out);
     out
 }
 
@@ -91,22 +39,8 @@ fn nothing_is_delivered_or_acknowledged_before_it_is_durable() {
     let mut core = core_with(Restore::default());
     hello(&mut core, 1, "a", Auth::Guest);
     hello(&mut core, 2, "b", Auth::Guest);
-    handle(
-        &mut core,
-        1,
-        ClientMsg::Join {
-            room: "r".into(),
-            reff: None,
-        },
-    );
-    handle(
-        &mut core,
-        2,
-        ClientMsg::Join {
-            room: "r".into(),
-            reff: None,
-        },
-    );
+    join(&mut core, 1, "r");
+    join(&mut core, 2, "r");
     commit_all(&mut core);
     let out = handle(&mut core, 1, send_room("r", "hi"));
     assert!(out.is_empty(), "no frame before the disk: {out:?}");
@@ -130,14 +64,7 @@ fn a_member_who_joins_while_a_message_is_in_flight_gets_it_live() {
     let mut core = core_with(Restore::default());
     hello(&mut core, 1, "a", Auth::Guest);
     hello(&mut core, 2, "b", Auth::Guest);
-    handle(
-        &mut core,
-        1,
-        ClientMsg::Join {
-            room: "r".into(),
-            reff: None,
-        },
-    );
+    join(&mut core, 1, "r");
     commit_all(&mut core);
     handle(&mut core, 1, send_room("r", "in flight"));
     // b joins before the message is durable: its joined.cursor does not cover it...
@@ -372,14 +299,7 @@ fn with_a_peer_up_a_message_is_acknowledged_once_the_peer_stored_it() {
     let mut out = Vec::new();
     core.peer_linked("n2", &mut out);
     core.hello(1, "a", Auth::Guest, 1_000, &mut out);
-    handle(
-        &mut core,
-        1,
-        ClientMsg::Join {
-            room: "r".into(),
-            reff: None,
-        },
-    );
+    join(&mut core, 1, "r");
     commit_all(&mut core);
     handle(&mut core, 1, send_room("r", "precious"));
     let mine = core.take_ops().last().unwrap().meta.oseq;
@@ -420,14 +340,7 @@ fn a_conversation_does_not_wait_for_silent_peers_but_a_room_does() {
     hello(&mut core, 1, "a", Auth::Guest);
     hello(&mut core, 2, "b", Auth::Guest);
     for s in [1, 2] {
-        handle(
-            &mut core,
-            s,
-            ClientMsg::Join {
-                room: "r".into(),
-                reff: None,
-            },
-        );
+        join(&mut core, s, "r");
     }
     commit_all(&mut core);
     let got = |out: &[Effect], text: &str| {
@@ -485,14 +398,7 @@ fn a_peer_is_caught_up_only_when_it_stays_behind_across_heartbeats() {
     let mut out = Vec::new();
     core.peer_linked("n2", &mut out);
     hello(&mut core, 1, "a", Auth::Guest);
-    handle(
-        &mut core,
-        1,
-        ClientMsg::Join {
-            room: "r".into(),
-            reff: None,
-        },
-    );
+    join(&mut core, 1, "r");
     handle(&mut core, 1, send_room("r", "one"));
     commit_all(&mut core);
     let heartbeat = |core: &mut Core, held: u64| {

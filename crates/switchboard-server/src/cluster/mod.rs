@@ -207,13 +207,13 @@ impl Cluster {
         }
     }
 
-    /// Queues a frame to every linked peer. A link whose queue is full is closed rather than
-    /// waited for: its peer catches up from the store when it relinks.
     /// Whether any peer link is open (a link opened later catches up from the store).
     pub fn has_links(&self) -> bool {
         self.backplane.is_some() || !self.links.lock().expect("links lock").is_empty()
     }
 
+    /// Queues a frame to every linked peer. A link whose queue is full is closed rather than
+    /// waited for: its peer catches up from the store when it relinks.
     pub fn broadcast(&self, frame: &str) {
         if let Some(bp) = &self.backplane {
             return bp.broadcast(frame);

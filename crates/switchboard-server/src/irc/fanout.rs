@@ -55,8 +55,9 @@ pub(super) fn variant(server_time: bool, account_tag: bool, message_tags: bool) 
 /// One fan-out's IRC renderings, made on first need.
 pub(crate) struct Lines<'a> {
     frame: &'a Utf8Bytes,
-    /// `None` until decoded; `Some(None)` when the frame is not a room message.
-    message: Option<Option<ChatMessage>>,
+    /// `None` until decoded; `Some(None)` when the frame is not a room message. With the
+    /// sender's name key, compared with every IRC member's.
+    message: Option<Option<(ChatMessage, String)>>,
     registered: Option<bool>,
     lines: [Option<Utf8Bytes>; VARIANTS],
 }
@@ -73,14 +74,17 @@ impl<'a> Lines<'a> {
 
     /// The text to queue for an IRC member, or `None` when it should get the JSON frame.
     pub(crate) fn for_member(&mut self, taste: &IrcTaste, core: &Core) -> Option<Utf8Bytes> {
-        let m = self
+        let (m, from) = self
             .message
             .get_or_insert_with(|| match switchboard_proto::decode_server(self.frame) {
-                Ok(ServerMsg::Message(m)) if m.room.is_some() => Some(m),
+                Ok(ServerMsg::Message(m)) if m.room.is_some() => {
+                    let from = key(&m.from);
+                    Some((m, from))
+                }
                 _ => None,
             })
             .as_ref()?;
-        if key(&m.from) == taste.key {
+        if *from == taste.key {
             return None;
         }
         let v = taste.variant.load(Ordering::Relaxed);
