@@ -22,12 +22,17 @@ impl Core {
             let Some((origin, oseq, pending)) = self.pending.pop_front() else {
                 break;
             };
-            if origin != self.cfg.node {
+            self.ops_committed += 1;
+            let remote = origin != self.cfg.node;
+            if remote {
                 stored_remote = true;
                 self.pending_remote -= 1;
             }
-            let s = self.stored.entry(origin).or_insert(0);
-            *s = (*s).max(oseq);
+            // With scoped rooms, `stored` counts only what every node receives (scoped.rs).
+            if !(self.scoped && remote && matches!(pending, Pending::RoomMessage { .. })) {
+                let s = self.stored.entry(origin).or_insert(0);
+                *s = (*s).max(oseq);
+            }
             self.release(oseq, pending, out);
         }
         self.deliver_stable(out);

@@ -108,6 +108,9 @@ pub(crate) struct Room {
     pub remote: BTreeMap<String, (String, u32)>,
     /// The member list as shared by fan-outs, rebuilt after a membership change.
     pub cache: Option<Arc<[SessionId]>>,
+    /// With scoped rooms: per origin, the newest of its messages in this room applied here
+    /// (ahead of `cursor`, which moves at delivery).
+    pub received: Cursor,
 }
 
 pub(crate) struct Dm {
@@ -218,6 +221,11 @@ pub struct Core {
     /// With a backplane that stores ops itself (NATS JetStream) and is reachable: the highest
     /// of this node's ops it has acknowledged. `None` on the mesh or while it is unreachable.
     pub(crate) backplane_stored: Option<u64>,
+    /// Room messages travel by interest (a NATS backplane): see scoped.rs.
+    pub(crate) scoped: bool,
+    /// Ops handed to the writer, and ops it made durable, since start.
+    pub(crate) ops_pushed: u64,
+    pub(crate) ops_committed: u64,
 }
 
 impl Core {
@@ -254,6 +262,9 @@ impl Core {
             durable_clock: restore.clock,
             pending_remote: 0,
             backplane_stored: None,
+            scoped: false,
+            ops_pushed: 0,
+            ops_committed: 0,
         };
         for (name, hash, at) in restore.accounts {
             let key = name.to_ascii_lowercase();
@@ -418,11 +429,17 @@ impl Core {
 
     /// Queues an op for the store writer and records what waits for it.
     pub(crate) fn push_op(&mut self, op: Op, pending: Pending) {
-        let held = self.vv.entry(op.meta.origin.clone()).or_insert(0);
-        *held = (*held).max(op.meta.oseq);
-        if op.meta.origin != self.cfg.node {
+        let remote = op.meta.origin != self.cfg.node;
+        // With scoped rooms another node's room message is not part of its version vector,
+        // which counts only what every node receives (scoped.rs).
+        if !(self.scoped && remote && matches!(pending, Pending::RoomMessage { .. })) {
+            let held = self.vv.entry(op.meta.origin.clone()).or_insert(0);
+            *held = (*held).max(op.meta.oseq);
+        }
+        if remote {
             self.pending_remote += 1;
         }
+        self.ops_pushed += 1;
         self.pending
             .push_back((op.meta.origin.clone(), op.meta.oseq, pending));
         self.outgoing.push(op);
@@ -490,6 +507,7 @@ impl Room {
             users: BTreeMap::new(),
             remote: BTreeMap::new(),
             cache: None,
+            received: Cursor::new(),
         }
     }
 

@@ -21,6 +21,7 @@ mod presence;
 mod queries;
 mod replica;
 mod rooms;
+mod scoped;
 
 pub use crate::core::{Auth, Config, Core, Restore, SessionId, Stamp};
 pub use crate::queries::Census;

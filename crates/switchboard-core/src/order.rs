@@ -84,6 +84,12 @@ impl Core {
         waiting.map_or(vouchable, |l| vouchable.min(l - 1))
     }
 
+    /// Whether the clock moved past the last one stored: the writer stores it (with or
+    /// without ops) before this node can vouch for it.
+    pub fn clock_unsaved(&self) -> bool {
+        self.clock > self.durable_clock
+    }
+
     /// The clock to announce to peers, if it moved since the last announcement.
     pub fn clock_to_tell(&mut self) -> Option<u64> {
         let c = self.safe_clock();

@@ -57,6 +57,18 @@ impl Core {
         (self.safe_clock(), self.vv.clone())
     }
 
+    /// After applying a peer's ops: vouch for the clock they raised, so that their messages
+    /// become deliverable everywhere without waiting for the next heartbeat.
+    pub(crate) fn ops_applied(&mut self, out: &mut Vec<Effect>) {
+        if let Some(clock) = self.clock_to_tell() {
+            out.push(Effect::ToPeers(PeerMsg::Clock {
+                clock,
+                stored: self.stored.clone(),
+            }));
+        }
+        self.deliver_stable(out);
+    }
+
     /// Handles one message from a peer.
     pub fn peer_message(&mut self, node: &str, msg: PeerMsg, now: Millis, out: &mut Vec<Effect>) {
         match msg {
@@ -114,15 +126,7 @@ impl Core {
                         break;
                     }
                 }
-                // Vouch for the clock these ops raised, so that their messages become
-                // deliverable everywhere without waiting for the next heartbeat.
-                if let Some(clock) = self.clock_to_tell() {
-                    out.push(Effect::ToPeers(PeerMsg::Clock {
-                        clock,
-                        stored: self.stored.clone(),
-                    }));
-                }
-                self.deliver_stable(out);
+                self.ops_applied(out);
             }
             PeerMsg::Undelivered {
                 from,

@@ -3,7 +3,8 @@
 //! messages take their place by (Lamport, origin), a name goes to its earliest registration,
 //! a topic to its latest setting.
 
-use switchboard_proto::{encode_server, room_key, ErrorCode, Millis, ServerMsg};
+use bytes::Bytes;
+use switchboard_proto::{encode_server, room_key, ChatMessage, ErrorCode, Millis, ServerMsg};
 
 use crate::core::{Pending, Queued, Room};
 use crate::{Core, Effect, Op, OpBody};
@@ -41,26 +42,16 @@ impl Core {
         }
         self.observe_clock(op.meta.lamport);
         // An op from its origin vouches for that origin's clock: its later ops come after.
-        self.vouch(&op.meta.origin, op.meta.lamport);
+        // (Not with scoped rooms, where ops of one origin come on two paths: scoped.rs.)
+        if !self.scoped {
+            self.vouch(&op.meta.origin, op.meta.lamport);
+        }
         let stamp = (op.meta.lamport, op.meta.origin.clone());
         let pending = match &op.body {
             OpBody::Message { msg, queued_for } => {
                 let frame = encode_server(&ServerMsg::Message(msg.clone()));
                 match &msg.room {
-                    Some(room) => {
-                        let key = room_key(room);
-                        self.rooms
-                            .entry(key.clone())
-                            .or_insert_with(|| Room::new(room.clone()));
-                        Pending::RoomMessage {
-                            room: key,
-                            lamport: msg.lamport,
-                            origin: msg.origin.clone(),
-                            oseq: msg.oseq,
-                            frame,
-                            ack: None,
-                        }
-                    }
+                    Some(room) => self.room_pending(room, msg, frame),
                     None => {
                         let to = msg.to.clone().unwrap_or_default();
                         if !self.dms.contains_key(&msg.stream) {
@@ -157,6 +148,22 @@ impl Core {
         };
         self.push_op(op, pending);
         Ok(())
+    }
+
+    /// What a remote room message waits on: its room (created here if new) and its place.
+    pub(crate) fn room_pending(&mut self, room: &str, msg: &ChatMessage, frame: Bytes) -> Pending {
+        let key = room_key(room);
+        self.rooms
+            .entry(key.clone())
+            .or_insert_with(|| Room::new(room.to_string()));
+        Pending::RoomMessage {
+            room: key,
+            lamport: msg.lamport,
+            origin: msg.origin.clone(),
+            oseq: msg.oseq,
+            frame,
+            ack: None,
+        }
     }
 
     /// Folds a remote contact op; local sessions of the user hear of it if it changed the book.

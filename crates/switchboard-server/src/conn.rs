@@ -312,6 +312,7 @@ impl Conn {
             Err(e) => return self.refuse_frame(e),
         };
         let session = self.session;
+        self.shared.prepare(&msg).await;
         match msg {
             ClientMsg::History {
                 room,

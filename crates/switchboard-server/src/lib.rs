@@ -135,7 +135,7 @@ pub async fn serve_listeners(
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let restore = store.load(&config.node_name).context("loading the store")?;
-    let core = Core::new(
+    let mut core = Core::new(
         switchboard_core::Config {
             node: config.node_name.clone(),
             inbox_cap: config.inbox_cap,
@@ -149,6 +149,10 @@ pub async fn serve_listeners(
         },
         restore,
     );
+    if config.backplane.is_some() {
+        // On NATS a node receives the rooms its users are in, not every room (backplane/).
+        core.scope_rooms(store.global_vv().context("loading the store")?);
+    }
     let addr = listener.local_addr()?;
     let advertise = config.advertise.clone().unwrap_or_else(|| {
         let ip = if addr.ip().is_unspecified() {

@@ -76,7 +76,7 @@ impl Shared {
         let (result, has_ops) = {
             let mut core = self.core.lock().expect("core lock");
             let r = f(&mut core, &mut effects);
-            let has_ops = core.has_ops();
+            let has_ops = core.has_ops() || core.clock_unsaved();
             self.execute(&core, effects);
             drop(core);
             (r, has_ops)
@@ -93,6 +93,30 @@ impl Shared {
     }
 
     /// Carries out effects: queue frames, close sessions.
+    /// Before a request reaches the core: on NATS, a join (or a room's history) first makes
+    /// this node receive the room, so that the join's cursor and the history it serves are
+    /// whole (backplane/rooms.rs). Nothing to do on the mesh, where every node has every room.
+    pub async fn prepare(&self, msg: &switchboard_proto::ClientMsg) {
+        use switchboard_proto::ClientMsg;
+        if let ClientMsg::Join { room, .. }
+        | ClientMsg::History {
+            room: Some(room), ..
+        } = msg
+        {
+            self.prepare_room(room).await;
+        }
+    }
+
+    /// See [`Shared::prepare`].
+    pub async fn prepare_room(&self, room: &str) {
+        let Some(bp) = &self.cluster.backplane else {
+            return;
+        };
+        if let Ok(bare) = switchboard_proto::validate_room(room) {
+            bp.ensure_room(&switchboard_proto::room_key(bare)).await;
+        }
+    }
+
     pub fn execute(&self, core: &Core, effects: Vec<Effect>) {
         if effects.is_empty() {
             return;
@@ -150,10 +174,7 @@ impl Shared {
         for e in peers {
             match e {
                 Effect::ToPeer { node, msg } => self.cluster.send_to(&node, &msg),
-                Effect::ToPeers(msg) => {
-                    self.cluster
-                        .broadcast(&serde_json::to_string(&msg).expect("peer messages serialise"));
-                }
+                Effect::ToPeers(msg) => self.cluster.to_peers(msg),
                 Effect::CatchUp { node, vv } => self.cluster.catch_up(self.store.clone(), node, vv),
                 _ => {}
             }

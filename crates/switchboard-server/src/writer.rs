@@ -41,12 +41,17 @@ fn run(shared: &Shared, doorbell: &Receiver<()>) {
     let mut batch = Vec::new();
     let mut clock = 0;
     loop {
+        let mut clock_only = false;
         if batch.is_empty() {
             let mut core = shared.core.lock().expect("core lock");
             batch = core.take_ops();
             clock = core.clock();
+            // The clock moved with no op to store (heard from peers): store it alone, for
+            // the node vouches only for a stored clock. A node that receives only some rooms
+            // (on NATS) may have nothing else to write for a long time.
+            clock_only = batch.is_empty() && core.clock_unsaved();
         }
-        if batch.is_empty() {
+        if batch.is_empty() && !clock_only {
             if shared.writer_stop.load(Ordering::Acquire) {
                 return;
             }

@@ -111,12 +111,12 @@ async fn three_nodes_on_one_nats_serve_as_one_chat_service() {
         got.sort();
         assert_eq!(got, expected);
     }
-    // The ops travelled through JetStream: each node published its own and read the others'
-    // (the stream may trail the direct catch-up a new member gets: poll).
+    // The messages travelled through NATS: each node published its own and received the
+    // others' on the room's subject.
     for s in [&a, &b, &c] {
         let deadline = Instant::now() + WAIT;
         while metric(s, "switchboard_backplane_published_ops").await < 1
-            || metric(s, "switchboard_backplane_consumed_ops").await < 2
+            || metric(s, "switchboard_backplane_room_ops").await < 2
         {
             assert!(
                 Instant::now() < deadline,
@@ -126,7 +126,7 @@ async fn three_nodes_on_one_nats_serve_as_one_chat_service() {
         }
         assert_eq!(metric(s, "switchboard_backplane_up").await, 1);
     }
-    // A fourth node, new, reads everything from the stream.
+    // A fourth node, new, reads the room from the stream when its user asks for it.
     let d = TestServer::start_with(nats_node("d", nats.url())).await;
     let mut dan = d.client("dan").await;
     let deadline = Instant::now() + WAIT;
@@ -356,7 +356,7 @@ async fn a_returning_node_catches_up_from_the_stream_when_the_origin_is_gone() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(metric(&c, "switchboard_backplane_consumed_ops").await >= 3);
+    assert!(metric(&c, "switchboard_backplane_room_ops").await >= 3);
     drop(b);
 }
 
@@ -403,4 +403,85 @@ async fn two_chat_services_share_one_nats_without_meeting() {
     }
     assert_eq!(cluster_view(&b).await.len(), 1);
     assert_eq!(cluster_view(&y).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_receives_only_the_rooms_its_users_are_in() {
+    let nats = NatsServer::start().await;
+    let node = |name| {
+        let base = nats_node(name, nats.url());
+        move |c: &mut switchboard_server::Config| {
+            base(c);
+            if let Some(bp) = c.backplane.as_mut() {
+                bp.room_idle = Duration::from_millis(300);
+            }
+        }
+    };
+    let a = TestServer::start_with(node("a")).await;
+    let b = TestServer::start_with(node("b")).await;
+    let c = TestServer::start_with(node("c")).await;
+    wait_view(&a, "a sees b and c", all_up(&["b", "c"])).await;
+    wait_view(&c, "c sees a and b", all_up(&["a", "b"])).await;
+    let mut ann = a.client("ann").await;
+    let mut bob = b.client("bob").await;
+    let mut cy = c.client("cy").await;
+    ann.join("busy").await.unwrap();
+    bob.join("busy").await.unwrap();
+    cy.join("quiet").await.unwrap();
+    let said: Vec<String> = (0..20).map(|i| format!("busy {i}")).collect();
+    for text in &said {
+        ann.say(Target::Room("busy"), text).await.unwrap();
+    }
+    assert_eq!(receive(&mut bob, 20).await, said);
+    cy.say(Target::Room("quiet"), "alone").await.unwrap();
+    assert_eq!(receive(&mut cy, 1).await, ["alone"]);
+    // b received busy's messages; c, with nobody in busy, received none of them. A heartbeat
+    // later (vouches travel behind the messages on the same connection) nothing is in flight.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metric(&b, "switchboard_backplane_room_ops").await, 20);
+    assert_eq!(metric(&c, "switchboard_backplane_room_ops").await, 0);
+    assert_eq!(metric(&c, "switchboard_backplane_rooms").await, 1);
+    assert_eq!(metric(&a, "switchboard_backplane_room_ops").await, 0);
+    // What every node needs still reaches c: the room exists there, with its members.
+    let rooms = cy
+        .request(switchboard_proto::ClientMsg::Rooms { reff: None })
+        .await
+        .unwrap();
+    assert!(format!("{rooms:?}").contains("busy"), "{rooms:?}");
+
+    // cy joins busy: c reads the room from the stream first, so the history is whole, and
+    // the room's messages come live from then on.
+    cy.join("busy").await.unwrap();
+    assert_eq!(history(&mut cy, "busy").await, said);
+    assert_eq!(metric(&c, "switchboard_backplane_room_ops").await, 20);
+    ann.say(Target::Room("busy"), "now with cy").await.unwrap();
+    assert_eq!(receive(&mut cy, 1).await, ["now with cy"]);
+
+    // cy leaves: a moment later c no longer receives busy. What is said meanwhile is read
+    // from the stream when cy comes back, and nothing shows twice.
+    cy.request(switchboard_proto::ClientMsg::Leave {
+        room: "busy".into(),
+        reff: None,
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while metric(&c, "switchboard_backplane_rooms").await != 1 {
+        assert!(Instant::now() < deadline, "c kept receiving busy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = metric(&c, "switchboard_backplane_room_ops").await;
+    ann.say(Target::Room("busy"), "while cy was away")
+        .await
+        .unwrap();
+    assert_eq!(
+        receive(&mut bob, 2).await,
+        ["now with cy", "while cy was away"]
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metric(&c, "switchboard_backplane_room_ops").await, before);
+    cy.join("busy").await.unwrap();
+    let mut whole = said.clone();
+    whole.extend(["now with cy".to_string(), "while cy was away".to_string()]);
+    assert_eq!(history(&mut cy, "busy").await, whole);
 }

@@ -180,6 +180,18 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn global_vv(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let s = self.state.lock().expect("memory store lock");
+        let mut vv = BTreeMap::new();
+        for op in s.log.values() {
+            if !switchboard_core::Core::is_scoped(op) {
+                let e = vv.entry(op.meta.origin.clone()).or_insert(0);
+                *e = op.meta.oseq.max(*e);
+            }
+        }
+        Ok(vv)
+    }
+
     fn ops_since(&self, vv: &BTreeMap<String, u64>, limit: usize) -> Result<Vec<Op>, StoreError> {
         let s = self.state.lock().expect("state lock");
         let mut out: Vec<Op> = s

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_origin ON messages (origin, oseq);
 CREATE INDEX IF NOT EXISTS messages_by_stream_origin ON messages (stream, origin, oseq);
+CREATE INDEX IF NOT EXISTS direct_by_origin ON messages (origin, oseq) WHERE room IS NULL;
 CREATE TABLE IF NOT EXISTS ops (
     origin TEXT NOT NULL, oseq INTEGER NOT NULL, lamport INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (origin, oseq)
@@ -420,6 +421,21 @@ impl Store for SqliteStore {
 
     fn maintain(&self) -> Result<(), StoreError> {
         self.checkpoint()
+    }
+
+    fn global_vv(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let c = self.reader()?;
+        let result = c
+            .prepare_cached(
+                "SELECT origin, MAX(oseq) FROM (SELECT origin, oseq FROM ops
+                 UNION ALL SELECT origin, oseq FROM messages WHERE room IS NULL) GROUP BY origin",
+            )
+            .and_then(|mut st| {
+                st.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+                    .collect::<Result<BTreeMap<String, u64>, _>>()
+            });
+        self.give_back(c);
+        Ok(result?)
     }
 
     fn ops_since(&self, vv: &BTreeMap<String, u64>, limit: usize) -> Result<Vec<Op>, StoreError> {

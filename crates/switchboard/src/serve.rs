@@ -120,6 +120,14 @@ pub struct ServeArgs {
         default_value = "switchboard"
     )]
     backplane_cluster: String,
+    /// Seconds a node keeps receiving a room on the backplane after its last local member
+    /// left.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_BACKPLANE_ROOM_IDLE_SECS",
+        default_value_t = 30
+    )]
+    backplane_room_idle_secs: u64,
 }
 
 fn default_node_name() -> String {
@@ -157,6 +165,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bp.tls_ca = args.backplane_tls_ca;
         bp.replicas = args.backplane_replicas;
         bp.cluster = args.backplane_cluster;
+        bp.room_idle = Duration::from_secs(args.backplane_room_idle_secs);
         config.backplane = Some(bp);
     }
     let listeners = switchboard_server::Listeners {

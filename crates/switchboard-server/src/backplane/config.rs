@@ -19,6 +19,9 @@ pub struct BackplaneConfig {
     pub replicas: usize,
     /// Namespaces the subjects and the stream, so that two chat services share one NATS.
     pub cluster: String,
+    /// How long a node keeps receiving a room after its last local member left (a user who
+    /// leaves and comes back soon, as IRC clients do, costs no backfill).
+    pub room_idle: Duration,
 }
 
 impl BackplaneConfig {
@@ -30,6 +33,7 @@ impl BackplaneConfig {
             tls_ca: None,
             replicas: 1,
             cluster: "switchboard".into(),
+            room_idle: Duration::from_secs(30),
         }
     }
 
@@ -84,6 +88,27 @@ impl BackplaneConfig {
         format!("sb.{}.ops.{origin}", self.cluster)
     }
 
+    /// `sb.<cluster>.room.<hex>`: one room's messages, from every origin (live on core NATS
+    /// to the nodes with members there, and kept in the stream). The token is the room key in
+    /// hexadecimal: room names may hold '.', which separates subject tokens.
+    pub(crate) fn room(&self, key: &str) -> String {
+        let mut s = format!("sb.{}.room.", self.cluster);
+        for b in key.as_bytes() {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    /// The prefix of every room subject.
+    pub(crate) fn rooms_prefix(&self) -> String {
+        format!("sb.{}.room.", self.cluster)
+    }
+
+    /// The key-value bucket of the nodes: node -> the newest of its ops JetStream holds.
+    pub(crate) fn nodes_bucket(&self) -> String {
+        format!("SB_{}_nodes", self.cluster)
+    }
+
     /// The JetStream stream holding every origin's ops: `SB_<cluster>`.
     pub(crate) fn stream(&self) -> String {
         format!("SB_{}", self.cluster)
@@ -94,6 +119,8 @@ impl BackplaneConfig {
     pub(crate) async fn options(&self, node: &str) -> anyhow::Result<async_nats::ConnectOptions> {
         let mut o = async_nats::ConnectOptions::new()
             .name(format!("switchboard-{node}"))
+            // A node's own room messages need not come back to it.
+            .no_echo()
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
             .reconnect_delay_callback(|attempts| {

@@ -1,29 +1,32 @@
 //! Ops through JetStream: durability beyond this node, and catch-up that does not need the
 //! origin to be alive.
 //!
-//! - **Stream** `SB_<cluster>`, subjects `sb.<cluster>.ops.>`, file storage, limits retention
-//!   (nothing expires unless the operator sets limits), the configured replicas, a 2-minute
-//!   duplicate window. Created by the first node that finds it missing.
-//! - **Publisher**: this node's ops, once durable locally, consecutive ops as one message
-//!   (see `publish`) on `sb.<cluster>.ops.<node>`, in oseq order. JetStream's
-//!   acknowledgement releases the clients' acks (`Core::backplane_stored`). The local store is
-//!   the queue: after a disconnection or a restart the publisher asks the stream for the last
-//!   op of this node and republishes what follows from the store, so the budget for an outage
-//!   is the disk, not memory.
-//! - **Consumer**: a durable pull consumer named after the node, from the stream's start, so
-//!   a node that was away (or is new) reads what it missed, even from origins that are gone.
-//!   A message is acknowledged once its op is on this node's disk, so a crash between
-//!   applying and storing an op makes JetStream deliver it again.
+//! - **Stream** `SB_<cluster>`, subjects `sb.<cluster>.ops.>` (global ops) and
+//!   `sb.<cluster>.room.>` (room messages), file storage, limits retention (nothing expires
+//!   unless the operator sets limits), the configured replicas, a 2-minute duplicate window.
+//!   Created by the first node that finds it missing (and given the room subjects if an
+//!   earlier version made it).
+//! - **Publisher**: this node's ops, once durable locally, in oseq order: global ops on
+//!   `sb.<cluster>.ops.<node>`, room messages on their room's subject (see `publish`).
+//!   JetStream's acknowledgement releases the clients' acks (`Core::backplane_stored`). The
+//!   local store is the queue: after a disconnection or a restart the publisher starts after
+//!   the newest of its ops the stream holds (its last global op, or the mark it keeps in the
+//!   nodes bucket `SB_<cluster>_nodes`, whichever is newer) and republishes what follows from
+//!   the store, so the budget for an outage is the disk, not memory.
+//! - **Consumer**: a durable pull consumer named after the node, on the global ops only, from
+//!   the stream's start, so a node that was away (or is new) reads what it missed, even from
+//!   origins that are gone. A message is acknowledged once its ops are on this node's disk,
+//!   so a crash between applying and storing them makes JetStream deliver it again. Room
+//!   messages come by interest instead (rooms.rs).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures_util::StreamExt;
-use switchboard_proto::ops::Op;
-use switchboard_proto::peer::PeerMsg;
+use switchboard_proto::ops::{Op, OpBody};
 
 use super::Backplane;
 use crate::conn::now_ms;
@@ -45,16 +48,69 @@ async fn ensure_stream(
     js: &jetstream::Context,
     bp: &Backplane,
 ) -> Result<stream::Stream, async_nats::Error> {
+    let subjects = vec![
+        format!("sb.{}.ops.>", bp.cfg.cluster),
+        format!("{}>", bp.cfg.rooms_prefix()),
+    ];
     let config = stream::Config {
         name: bp.cfg.stream(),
-        subjects: vec![format!("sb.{}.ops.>", bp.cfg.cluster)],
+        subjects: subjects.clone(),
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         num_replicas: bp.cfg.replicas,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };
-    Ok(js.get_or_create_stream(config).await?)
+    let mut stream = js.get_or_create_stream(config).await?;
+    // A stream made by an earlier version holds ops only: add the room subjects.
+    let info = stream.info().await?.config.clone();
+    if subjects.iter().any(|s| !info.subjects.contains(s)) {
+        js.update_stream(stream::Config { subjects, ..info })
+            .await?;
+        stream = js.get_stream(bp.cfg.stream()).await?;
+    }
+    Ok(stream)
+}
+
+/// The bucket where each node keeps the newest of its ops JetStream holds, so that after a
+/// restart it republishes from there (its room messages are on many subjects; its global
+/// ops' subject alone would send it back to its last global op).
+async fn nodes_bucket(
+    js: &jetstream::Context,
+    bp: &Backplane,
+) -> Result<jetstream::kv::Store, async_nats::Error> {
+    if let Ok(kv) = js.get_key_value(bp.cfg.nodes_bucket()).await {
+        return Ok(kv);
+    }
+    // The bucket's stream as nats-server 2.9 makes it (the client's `create_key_value` asks
+    // for settings 2.9 does not know).
+    let bucket = bp.cfg.nodes_bucket();
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some("Switchboard nodes: the newest of each node's ops in the stream".into()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        storage: stream::StorageType::File,
+        num_replicas: bp.cfg.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await?;
+    Ok(js.get_key_value(bucket).await?)
+}
+
+/// The newest of this node's ops in the KV bucket (0: none).
+async fn published_mark(kv: &jetstream::kv::Store, node: &str) -> u64 {
+    match kv.get(node).await {
+        Ok(Some(v)) => std::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// Waits until the client is connected.
@@ -63,8 +119,8 @@ async fn connected(bp: &Backplane) {
     let _ = rx.wait_for(|c| *c).await;
 }
 
-/// The highest of this node's ops the stream holds.
-async fn last_published(stream: &stream::Stream, bp: &Backplane) -> Result<u64, async_nats::Error> {
+/// The newest of this node's global ops the stream holds.
+async fn last_global(stream: &stream::Stream, bp: &Backplane) -> Result<u64, async_nats::Error> {
     use async_nats::jetstream::stream::LastRawMessageErrorKind;
     match stream
         .get_last_raw_message_by_subject(&bp.cfg.ops(&bp.node))
@@ -86,21 +142,43 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
     // Ops handed over by the writer, not yet published (contiguous or cleared).
     let mut ready: VecDeque<Op> = VecDeque::new();
     let mut conn = bp.connected.subscribe();
+    // Per room, this node's newest message published in it this run: the next one's
+    // `Sb-Prev`, by which receivers notice a gap.
+    let mut room_prev: HashMap<String, u64> = HashMap::new();
+    let mut marked = Instant::now();
     'session: loop {
         connected(&bp).await;
         conn.borrow_and_update();
-        let next = match ensure_stream(&js, &bp).await {
-            Ok(s) => last_published(&s, &bp).await.map(|n| n + 1),
-            Err(e) => Err(e),
+        let start = async {
+            let s = ensure_stream(&js, &bp)
+                .await
+                .map_err(|e| format!("the stream: {e}"))?;
+            let kv = nodes_bucket(&js, &bp)
+                .await
+                .map_err(|e| format!("the nodes bucket: {e}"))?;
+            let global = last_global(&s, &bp)
+                .await
+                .map_err(|e| format!("the last op: {e}"))?;
+            let mark = published_mark(&kv, &bp.node).await;
+            Ok::<_, async_nats::Error>((kv, global, mark))
         };
-        let mut next = match next {
-            Ok(n) => n,
+        let (kv, global, mark) = match start.await {
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "JetStream not ready");
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
         };
+        bp.last_global.fetch_max(global, Relaxed);
+        let mut next = global.max(mark).max(bp.published.load(Relaxed)) + 1;
+        if shared.core.lock().expect("core lock").stored_of(&me) >= next {
+            // Ops from before a restart or an outage wait: no vouch may pass them.
+            bp.unpublished
+                .lock()
+                .expect("unpublished lock")
+                .insert(u64::MAX, 1);
+        }
         bp.published.store(next - 1, Relaxed);
         shared.run(|core, out| core.backplane_stored(next - 1, out));
         loop {
@@ -139,6 +217,10 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
                     .collect();
             }
             if batch.is_empty() {
+                bp.unpublished
+                    .lock()
+                    .expect("unpublished lock")
+                    .remove(&u64::MAX);
                 tokio::select! {
                     got = rx.recv() => match got {
                         Some(ops) => {
@@ -158,13 +240,17 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
                 }
                 continue;
             }
-            match publish(&js, &bp, &batch).await {
+            match publish(&js, &bp, &batch, &mut room_prev).await {
                 Ok(()) => {
                     let last = batch.last().expect("not empty").meta.oseq;
                     next = last + 1;
                     bp.published.store(last, Relaxed);
                     bp.published_ops.fetch_add(batch.len() as u64, Relaxed);
                     shared.run(|core, out| core.backplane_stored(last, out));
+                    if marked.elapsed() >= MARK_EVERY {
+                        marked = Instant::now();
+                        let _ = kv.put(&bp.node, last.to_string().into()).await;
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "publishing ops to JetStream failed; retrying");
@@ -180,9 +266,14 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
 /// Most bytes of ops in one JetStream message (nats-server's default `max_payload` is 1 MiB).
 const MESSAGE_BYTES: usize = 256 * 1024;
 
+/// How often the publisher records in the nodes bucket how far it got.
+const MARK_EVERY: Duration = Duration::from_millis(500);
+
 /// Publishes a batch and waits for every acknowledgement.
 ///
-/// Consecutive ops go as one JetStream message (a JSON array, up to [`MESSAGE_BYTES`]), not
+/// Global ops go on this node's ops subject and room messages on their room's subject,
+/// each message naming in `Sb-Prev` this node's op before it on the same path. Consecutive
+/// ops of one path go as one JetStream message (a JSON array, up to [`MESSAGE_BYTES`]), not
 /// one message each: per message, nats-server stores, delivers to every node's consumer and
 /// takes an acknowledgement, and one message per op fell behind at 10,000 msg/s over three
 /// nodes (docs/benchmarks.md). The message id names the range, so a retried publish of the
@@ -192,10 +283,57 @@ async fn publish(
     js: &jetstream::Context,
     bp: &Backplane,
     ops: &[Op],
+    room_prev: &mut HashMap<String, u64>,
 ) -> Result<(), async_nats::Error> {
-    let subject = bp.cfg.ops(&bp.node);
+    let mut global: Vec<&Op> = Vec::new();
+    let mut rooms: BTreeMap<String, Vec<&Op>> = BTreeMap::new();
+    for op in ops {
+        match &op.body {
+            OpBody::Message { msg, .. } if msg.room.is_some() => {
+                rooms.entry(msg.stream.clone()).or_default().push(op)
+            }
+            _ => global.push(op),
+        }
+    }
     let mut acks = Vec::new();
+    let mut prevs = Vec::new();
+    let mut last_global = bp.last_global.load(Relaxed);
+    for (key, ops) in &rooms {
+        let prev = room_prev.get(key).copied();
+        let last = send(js, &mut acks, bp.cfg.room(key), ops, prev).await?;
+        prevs.push((key.clone(), last));
+    }
+    if !global.is_empty() {
+        last_global = send(
+            js,
+            &mut acks,
+            bp.cfg.ops(&bp.node),
+            &global,
+            Some(last_global),
+        )
+        .await?;
+    }
+    // Handed to the connection, in order: vouches may pass these ops now (rooms.rs).
+    bp.last_global.store(last_global, Relaxed);
+    bp.handed(ops.last().map_or(0, |o| o.meta.oseq));
+    for ack in acks {
+        tokio::time::timeout(Duration::from_secs(5), ack).await??;
+    }
+    room_prev.extend(prevs);
+    Ok(())
+}
+
+/// Publishes ops of one path on `subject`, in messages of up to [`MESSAGE_BYTES`]; returns the
+/// last op's oseq.
+async fn send(
+    js: &jetstream::Context,
+    acks: &mut Vec<jetstream::context::PublishAckFuture>,
+    subject: String,
+    ops: &[&Op],
+    mut prev: Option<u64>,
+) -> Result<u64, async_nats::Error> {
     let mut rest = ops;
+    let mut last_oseq = 0;
     while let Some(first) = rest.first() {
         let mut payload = b"[".to_vec();
         let mut taken = 0;
@@ -210,7 +348,7 @@ async fn publish(
             taken += 1;
         }
         payload.push(b']');
-        let last = &rest[taken - 1];
+        let last = rest[taken - 1];
         let mut h = async_nats::HeaderMap::new();
         h.insert(
             async_nats::header::NATS_MESSAGE_ID,
@@ -220,16 +358,18 @@ async fn publish(
             )
             .as_str(),
         );
+        if let Some(p) = prev.filter(|p| *p > 0) {
+            h.insert(super::rooms::PREV, p.to_string().as_str());
+        }
         acks.push(
             js.publish_with_headers(subject.clone(), h, payload.into())
                 .await?,
         );
+        prev = Some(last.meta.oseq);
+        last_oseq = last.meta.oseq;
         rest = &rest[taken..];
     }
-    for ack in acks {
-        tokio::time::timeout(Duration::from_secs(5), ack).await??;
-    }
-    Ok(())
+    Ok(last_oseq)
 }
 
 /// The ops of one stream message: an array (one per publish batch), or a single op as the
@@ -241,6 +381,9 @@ fn decode(payload: &[u8]) -> Result<Vec<Op>, serde_json::Error> {
         serde_json::from_slice::<Op>(payload).map(|op| vec![op])
     }
 }
+
+/// The ops of one stream message, with the `Sb-Prev` they follow.
+type Sent = (Option<u64>, Vec<Op>);
 
 /// Reads every other node's ops from JetStream and applies them, forever.
 pub(super) async fn consumer(shared: Arc<Shared>, bp: Arc<Backplane>, client: async_nats::Client) {
@@ -285,7 +428,8 @@ pub(super) async fn consumer(shared: Arc<Shared>, bp: Arc<Backplane>, client: as
             tokio::select! {
                 chunk = chunks.next() => {
                     let Some(chunk) = chunk else { break };
-                    let mut by_origin: BTreeMap<String, Vec<Op>> = BTreeMap::new();
+                    // Per origin, its messages in order, each with its `Sb-Prev`.
+                    let mut by_origin: BTreeMap<String, Vec<Sent>> = BTreeMap::new();
                     for m in chunk {
                         let m = match m {
                             Ok(m) => m,
@@ -312,17 +456,22 @@ pub(super) async fn consumer(shared: Arc<Shared>, bp: Arc<Backplane>, client: as
                         }
                         // Acknowledged once its last op is on this node's disk (ops of one
                         // origin are stored in order).
+                        let prev = super::rooms::prev_of(&m);
                         unacked.push_back((origin.clone(), last, m, Instant::now()));
-                        by_origin.entry(origin).or_default().extend(ops);
+                        by_origin.entry(origin).or_default().push((prev, ops));
                     }
                     let now = now_ms();
-                    let n: usize = by_origin.values().map(Vec::len).sum();
+                    let n: usize = by_origin.values().flatten().map(|(_, o)| o.len()).sum();
                     bp.consumed_ops.fetch_add(n as u64, Relaxed);
                     shared.run(|core, out| {
-                        for (origin, ops) in by_origin {
-                            core.peer_message(&origin, PeerMsg::Ops { ops }, now, out);
+                        for (origin, batches) in by_origin {
+                            for (prev, ops) in batches {
+                                // Without `Sb-Prev` (an earlier version's message) the ops
+                                // follow on from the one before the first.
+                                let prev = prev.unwrap_or(ops[0].meta.oseq - 1);
+                                super::apply_global(core, &bp, &origin, prev, ops, now, out);
+                            }
                         }
-                        bp.unpark(core, out);
                     });
                 }
                 _ = flush.tick() => {}

@@ -8,11 +8,14 @@
 //! - JetStream carries the ops: each node publishes its own, once durable locally, on
 //!   `sb.<cluster>.ops.<origin>` in the stream `SB_<cluster>`, and reads everyone's through a
 //!   durable consumer named after itself (`jetstream.rs`).
+//! - Room messages go by interest, on room subjects, to the nodes with members there
+//!   (`rooms.rs`, and `Core::scope_rooms` in the core).
 //! - Membership is who has been heard lately (`members.rs`).
 
 mod config;
 mod jetstream;
 mod members;
+mod rooms;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use switchboard_proto::ops::Op;
 use switchboard_proto::peer::{Member, PeerMsg};
 use tokio::sync::{mpsc, watch};
@@ -82,6 +85,13 @@ pub(crate) struct Backplane {
     pub published_ops: AtomicU64,
     pub consumed_ops: AtomicU64,
     pub dropped_frames: AtomicU64,
+    /// The rooms this node receives (rooms.rs).
+    rooms: rooms::Rooms,
+    /// This node's ops handed to the publisher and not yet published: the last oseq of each
+    /// batch -> the Lamport clock of its first op. No vouch goes past them (`vouchable`).
+    unpublished: Mutex<BTreeMap<u64, u64>>,
+    /// The newest of this node's global ops (not room messages) handed to NATS.
+    pub last_global: AtomicU64,
 }
 
 impl Backplane {
@@ -115,6 +125,9 @@ impl Backplane {
             published_ops: AtomicU64::new(0),
             consumed_ops: AtomicU64::new(0),
             dropped_frames: AtomicU64::new(0),
+            rooms: rooms::Rooms::new(),
+            unpublished: Mutex::new(BTreeMap::new()),
+            last_global: AtomicU64::new(0),
         }
     }
 
@@ -144,16 +157,42 @@ impl Backplane {
         self.queue(self.cfg.to(node, &self.node), frame.into(), false);
     }
 
-    /// `ToPeers`: on this node's broadcast subject.
-    pub fn broadcast(&self, frame: &str) {
-        let subject = self.cfg.all(&self.node);
-        self.queue(subject, Bytes::copy_from_slice(frame.as_bytes()), false);
+    /// `ToPeers`: on this node's broadcast subject. A vouch says no more than `vouchable`.
+    pub fn to_peers(&self, mut msg: PeerMsg) {
+        if let PeerMsg::Clock { clock, stored } = &mut msg {
+            *clock = self.vouchable(*clock);
+            stored.insert(self.node.clone(), self.last_global.load(Relaxed));
+        }
+        let frame = serde_json::to_vec(&msg).expect("peer messages serialise");
+        self.queue(self.cfg.all(&self.node), frame.into(), false);
     }
 
-    /// This node's ops, durable here: to JetStream (the writer's hook).
+    /// This node's ops, durable here: to JetStream (the writer's hook, called before the
+    /// core hears they are durable, so before it may vouch for them).
     pub fn publish_own(&self, ops: Vec<Op>) {
+        if let (Some(first), Some(last)) = (ops.first(), ops.last()) {
+            let mut u = self.unpublished.lock().expect("unpublished lock");
+            u.insert(last.meta.oseq, first.meta.lamport);
+        }
         // A full queue drops the batch: the publisher notices the gap and reads the store.
         let _ = self.ops.try_send(ops);
+    }
+
+    /// The publisher handed this node's ops up to `oseq` to NATS.
+    fn handed(&self, oseq: u64) {
+        let mut u = self.unpublished.lock().expect("unpublished lock");
+        *u = u.split_off(&(oseq + 1));
+    }
+
+    /// The most this node may vouch for: `clock`, but below every op it has not yet handed
+    /// to NATS. On the mesh an op goes on every link before the core hears it is durable;
+    /// here it goes through the publisher, and room messages reach other nodes on core NATS
+    /// in the order of this connection, so a vouch must not overtake them (rooms.rs).
+    pub fn vouchable(&self, clock: u64) -> u64 {
+        let u = self.unpublished.lock().expect("unpublished lock");
+        u.values()
+            .min()
+            .map_or(clock, |first| clock.min(first.saturating_sub(1)))
     }
 
     /// `CatchUp`: this node's own ops that `vv` lacks, on the asker's inbox subject. Only its
@@ -182,6 +221,8 @@ impl Backplane {
         let me = self.clone();
         tokio::spawn(async move {
             let mut want = own_only(&shared.core.lock().expect("core lock"), &me.node, &vv);
+            // The asker's newest global op of ours: what the first batch follows.
+            let mut prev = vv.get(&me.node).copied().unwrap_or(0);
             let store = shared.store.clone();
             let subject = me.cfg.to(&node, &me.node);
             loop {
@@ -191,14 +232,27 @@ impl Backplane {
                     .ok()
                     .and_then(Result::ok)
                     .unwrap_or_default();
+                // Room messages reach the asker by its interest in their rooms (rooms.rs).
+                let Some(last) = ops.iter().rev().find(|o| o.meta.origin == me.node) else {
+                    break;
+                };
+                want.insert(me.node.clone(), last.meta.oseq);
                 let ops: Vec<Op> = ops
                     .into_iter()
-                    .filter(|o| o.meta.origin == me.node)
+                    .filter(|o| o.meta.origin == me.node && !switchboard_core::Core::is_scoped(o))
                     .collect();
-                let Some(last) = ops.last() else { break };
-                want.insert(me.node.clone(), last.meta.oseq);
+                let Some(next_prev) = ops.last().map(|o| o.meta.oseq) else {
+                    continue;
+                };
                 let frame = serde_json::to_vec(&PeerMsg::Ops { ops }).expect("ops serialise");
-                if client.publish(subject.clone(), frame.into()).await.is_err() {
+                let mut h = async_nats::HeaderMap::new();
+                h.insert(rooms::PREV, prev.to_string().as_str());
+                prev = next_prev;
+                if client
+                    .publish_with_headers(subject.clone(), h, frame.into())
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -258,6 +312,7 @@ impl Backplane {
             "connected": self.is_connected(),
             "status": if self.is_connected() { "up" } else { "down" },
             "unpublished_ops": stored_own.saturating_sub(published),
+            "rooms_received": self.rooms.count(),
         })
     }
 
@@ -296,6 +351,24 @@ impl Backplane {
                 "Core NATS frames dropped on a full queue.",
                 self.dropped_frames.load(Relaxed),
             ),
+            (
+                "backplane_rooms",
+                "gauge",
+                "Rooms this node receives (it has members there, or had a moment ago).",
+                self.rooms.count() as u64,
+            ),
+            (
+                "backplane_room_ops",
+                "counter",
+                "Room messages of other nodes received, live or by backfill.",
+                self.rooms.received.load(Relaxed),
+            ),
+            (
+                "backplane_room_backfills",
+                "counter",
+                "Reads of a room from JetStream (a new interest, a gap, a reconnection).",
+                self.rooms.backfills.load(Relaxed),
+            ),
         ];
         let mut s = String::new();
         for (name, kind, help, v) in lines {
@@ -327,9 +400,11 @@ fn own_only(
 /// Connects to NATS and runs the transport until shutdown.
 pub(crate) async fn run(shared: Arc<Shared>, bp: Arc<Backplane>) {
     let connected = bp.connected.clone();
+    let weak = Arc::downgrade(&bp);
     let options = match bp.cfg.options(&bp.node).await {
         Ok(o) => o.event_callback(move |e| {
             let connected = connected.clone();
+            let weak = weak.clone();
             async move {
                 match e {
                     async_nats::Event::Connected => {
@@ -337,6 +412,13 @@ pub(crate) async fn run(shared: Arc<Shared>, bp: Arc<Backplane>) {
                     }
                     async_nats::Event::Disconnected | async_nats::Event::Closed => {
                         connected.send_replace(false);
+                    }
+                    async_nats::Event::SlowConsumer(_) => {
+                        // Live room messages were dropped: read the rooms again.
+                        tracing::warn!("NATS dropped messages for this slow node");
+                        if let Some(bp) = weak.upgrade() {
+                            bp.backfill_all();
+                        }
                     }
                     other => tracing::info!(event = %other, "NATS"),
                 }
@@ -411,46 +493,125 @@ async fn send_loop(bp: Arc<Backplane>, client: async_nats::Client) {
     }
 }
 
-/// Hears the other nodes: broadcasts and this node's inbox.
+/// Hears the other nodes: broadcasts, this node's inbox, and the rooms it receives.
+///
+/// One task reads every subscription, so that order holds between them: whatever is ready
+/// is taken at once, and room messages are applied before anything else in it, vouches
+/// included (rooms.rs says why that is enough).
 async fn receive_loop(shared: Arc<Shared>, bp: Arc<Backplane>, client: async_nats::Client) {
     let all = format!("sb.{}.all.*", bp.cfg.cluster);
     let inbox = format!("sb.{}.to.{}.*", bp.cfg.cluster, bp.node);
-    let subs = loop {
+    let (a, b) = loop {
         match (
             client.subscribe(all.clone()).await,
             client.subscribe(inbox.clone()).await,
         ) {
-            (Ok(a), Ok(b)) => break futures_util::stream::select(a, b),
+            (Ok(a), Ok(b)) => break (a, b),
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
-    let mut subs = std::pin::pin!(subs);
-    while let Some(m) = subs.next().await {
-        let Some(from) = m.subject.as_str().rsplit('.').next().map(str::to_string) else {
-            continue;
-        };
-        if from == bp.node {
-            continue;
-        }
-        let msg = match serde_json::from_slice::<PeerMsg>(&m.payload) {
-            Ok(msg) => msg,
-            Err(e) => {
-                tracing::warn!(%from, error = %e, "undecodable message on the backplane");
+    let Some(mut new_subs) = bp.rooms.subs_rx.lock().expect("rooms lock").take() else {
+        return;
+    };
+    let mut subs = futures_util::stream::SelectAll::new();
+    subs.push(a.boxed());
+    subs.push(b.boxed());
+    let rooms_prefix = bp.cfg.rooms_prefix();
+    loop {
+        let first = tokio::select! {
+            Some((sub, ended)) = new_subs.recv() => {
+                subs.push(sub.take_until(ended).boxed());
                 continue;
             }
+            m = subs.next() => match m {
+                Some(m) => m,
+                None => return,
+            },
         };
-        let incarnation = m
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(INCARNATION))
-            .and_then(|v| v.as_str().parse::<u64>().ok());
-        heard(&shared, &bp, &from, msg, incarnation);
+        let mut ready = vec![first];
+        while ready.len() < RECEIVE_BATCH {
+            match subs.next().now_or_never() {
+                Some(Some(m)) => ready.push(m),
+                _ => break,
+            }
+        }
+        let (rooms, others): (Vec<_>, Vec<_>) = ready
+            .into_iter()
+            .partition(|m| m.subject.as_str().starts_with(&rooms_prefix));
+        if !rooms.is_empty() {
+            room_messages(&shared, &bp, rooms);
+        }
+        for m in others {
+            let Some(from) = m.subject.as_str().rsplit('.').next().map(str::to_string) else {
+                continue;
+            };
+            if from == bp.node {
+                continue;
+            }
+            let msg = match serde_json::from_slice::<PeerMsg>(&m.payload) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    tracing::warn!(%from, error = %e, "undecodable message on the backplane");
+                    continue;
+                }
+            };
+            let header = |name: &str| {
+                m.headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .and_then(|v| v.as_str().parse::<u64>().ok())
+            };
+            let (incarnation, prev) = (header(INCARNATION), header(rooms::PREV));
+            heard(&shared, &bp, &from, msg, incarnation, prev);
+        }
+    }
+}
+
+/// Messages taken from the subscriptions at once, at most.
+const RECEIVE_BATCH: usize = 10_000;
+
+/// Live room messages: applied in order; a gap makes the room backfill.
+fn room_messages(shared: &Shared, bp: &Arc<Backplane>, messages: Vec<async_nats::Message>) {
+    let mut gaps = Vec::new();
+    let mut n = 0;
+    shared.run(|core, out| {
+        for m in &messages {
+            let Some((origin, ops)) = rooms::decode_room(m) else {
+                tracing::warn!(subject = %m.subject, "undecodable room message on the backplane");
+                continue;
+            };
+            n += ops.len() as u64;
+            let room = ops.first().and_then(|op| match &op.body {
+                switchboard_proto::ops::OpBody::Message { msg, .. } => msg.room.clone(),
+                _ => None,
+            });
+            if core
+                .apply_room_messages(&origin, rooms::prev_of(m), ops, true, out)
+                .is_err()
+            {
+                gaps.extend(room.map(|r| switchboard_proto::room_key(&r)));
+            }
+        }
+        bp.unpark(core, out);
+    });
+    bp.rooms.received.fetch_add(n, Relaxed);
+    gaps.sort();
+    gaps.dedup();
+    for key in gaps {
+        bp.backfill(key);
     }
 }
 
 /// One message from `from`: link it if it is new (or back, or restarted), then hand the
 /// message to the core.
-fn heard(shared: &Shared, bp: &Backplane, from: &str, msg: PeerMsg, incarnation: Option<u64>) {
+fn heard(
+    shared: &Shared,
+    bp: &Backplane,
+    from: &str,
+    msg: PeerMsg,
+    incarnation: Option<u64>,
+    prev: Option<u64>,
+) {
     let now = now_ms();
     let (change, resync) = {
         let mut m = bp.members.lock().expect("members lock");
@@ -490,8 +651,37 @@ fn heard(shared: &Shared, bp: &Backplane, from: &str, msg: PeerMsg, incarnation:
             Change::Nothing => {}
         }
         bp.park(core, from, &msg);
-        core.peer_message(from, msg, now, out);
+        match msg {
+            // A catch-up of the node's global ops (room messages come by interest).
+            PeerMsg::Ops { ops } => {
+                let prev = prev.or_else(|| ops.first().map(|o| o.meta.oseq - 1));
+                apply_global(core, bp, from, prev.unwrap_or(0), ops, now, out);
+            }
+            msg => core.peer_message(from, msg, now, out),
+        }
     });
+}
+
+/// Applies global ops of `from` that follow its global op `prev`; a gap asks `from` to catch
+/// this node up.
+fn apply_global(
+    core: &mut switchboard_core::Core,
+    bp: &Backplane,
+    from: &str,
+    prev: u64,
+    ops: Vec<Op>,
+    now: u64,
+    out: &mut Vec<switchboard_core::Effect>,
+) {
+    if core.apply_global(from, prev, ops, now, out).is_err() {
+        out.push(switchboard_core::Effect::ToPeer {
+            node: from.to_string(),
+            msg: PeerMsg::Sync {
+                vv: core.version_vector(),
+            },
+        });
+    }
+    bp.unpark(core, out);
 }
 
 /// Heartbeats out, silent members down, parked vouches released, and the connection's
@@ -503,7 +693,10 @@ async fn tick_loop(shared: Arc<Shared>, bp: Arc<Backplane>) {
     loop {
         tokio::select! {
             _ = beat.tick() => {
-                let (clock, vv) = shared.core.lock().expect("core lock").heartbeat();
+                let (clock, mut vv) = shared.core.lock().expect("core lock").heartbeat();
+                // What others hold of this node counts its global ops only (rooms.rs).
+                let clock = bp.vouchable(clock);
+                vv.insert(bp.node.clone(), bp.last_global.load(Relaxed));
                 let mut members = vec![Member { node: bp.node.clone(), url: bp.url.clone() }];
                 let up = bp.members.lock().expect("members lock").up();
                 members.extend(up.into_iter().map(|node| Member { node, url: String::new() }));
@@ -517,6 +710,8 @@ async fn tick_loop(shared: Arc<Shared>, bp: Arc<Backplane>) {
                     .lock()
                     .expect("members lock")
                     .expire(now_ms(), bp.down_after.as_millis() as u64);
+                let local = shared.core.lock().expect("core lock").local_rooms();
+                bp.forget_idle_rooms(&local, now_ms());
                 shared.run(|core, out| {
                     for node in &gone {
                         tracing::info!(%node, "backplane member down");
@@ -541,6 +736,8 @@ async fn tick_loop(shared: Arc<Shared>, bp: Arc<Backplane>) {
                             core.peer_linked(node, out);
                         }
                     });
+                    // Live room messages published meanwhile were lost to this node.
+                    bp.backfill_all();
                 } else {
                     tracing::warn!("NATS backplane unreachable; serving local users");
                     shared.run(|core, out| core.backplane_unreachable(out));

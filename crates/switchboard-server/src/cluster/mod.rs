@@ -214,16 +214,21 @@ impl Cluster {
 
     /// Queues a frame to every linked peer. A link whose queue is full is closed rather than
     /// waited for: its peer catches up from the store when it relinks.
-    pub fn broadcast(&self, frame: &str) {
-        if let Some(bp) = &self.backplane {
-            return bp.broadcast(frame);
-        }
+    fn broadcast(&self, frame: &str) {
         for (id, link) in self.links.lock().expect("links lock").iter() {
             if link.frames.try_send(frame.to_string()).is_err() {
                 tracing::warn!(link = id, node = %link.node, "peer link queue full; closing it");
                 link.close.notify_one();
             }
         }
+    }
+
+    /// A message to every other node: on every link, or on NATS.
+    pub fn to_peers(&self, msg: switchboard_proto::peer::PeerMsg) {
+        if let Some(bp) = &self.backplane {
+            return bp.to_peers(msg);
+        }
+        self.broadcast(&serde_json::to_string(&msg).expect("peer messages serialise"));
     }
 
     /// This node's ops, durable here, to the other nodes: as one `ops` frame on every link,

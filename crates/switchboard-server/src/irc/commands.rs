@@ -71,6 +71,7 @@ pub(super) async fn command(irc: &mut Irc, l: Line) -> Option<End> {
                     if irc.channels.contains_key(&key(room)) {
                         continue;
                     }
+                    irc.shared.prepare_room(room).await;
                     irc.request(
                         ClientMsg::Join { room: room.to_string(), reff: None },
                         Pending::Join(ch.to_string()),
