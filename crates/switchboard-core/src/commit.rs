@@ -28,8 +28,8 @@ impl Core {
                 stored_remote = true;
                 self.pending_remote -= 1;
             }
-            // With scoped rooms, `stored` counts only what every node receives (scoped.rs).
-            if !(self.scoped && remote && matches!(pending, Pending::RoomMessage { .. })) {
+            // With scoped streams, `stored` counts only what every node receives (scoped.rs).
+            if !(self.scoped && remote && pending.is_scoped()) {
                 let s = self.stored.entry(origin).or_insert(0);
                 *s = (*s).max(oseq);
             }
@@ -103,7 +103,15 @@ impl Core {
                 }
                 self.ack(setter, out);
             }
-            Pending::Welcome { session } => self.welcome(session, out),
+            Pending::Welcome { session } => {
+                // A registration is durable: the session opens, and the other nodes hear the
+                // user is online (a sign-in without registration announces at once).
+                self.welcome(session, out);
+                if let Some(s) = self.sessions.get(&session) {
+                    let (key, name) = (s.key.clone(), s.name.clone());
+                    self.announce(&key, &name, out);
+                }
+            }
             Pending::Contact {
                 user,
                 name,

@@ -118,6 +118,8 @@ pub(crate) struct Dm {
     pub b: String,
     /// Every message delivered so far.
     pub cursor: Cursor,
+    /// With scoped streams: per origin, the newest of its messages here applied (scoped.rs).
+    pub received: Cursor,
 }
 
 pub(crate) struct Queued {
@@ -164,6 +166,21 @@ pub(crate) enum Pending {
         phone: Option<String>,
         reply: Option<(SessionId, Option<String>)>,
     },
+}
+
+impl Pending {
+    /// Whether it waits on a message that travels by interest when streams are scoped: a
+    /// room message, or a direct message not queued for an offline recipient (scoped.rs).
+    pub(crate) fn is_scoped(&self) -> bool {
+        matches!(
+            self,
+            Pending::RoomMessage { .. }
+                | Pending::DirectMessage {
+                    queued_for: None,
+                    ..
+                }
+        )
+    }
 }
 
 /// The chat core. See the crate documentation.
@@ -221,7 +238,7 @@ pub struct Core {
     /// With a backplane that stores ops itself (NATS JetStream) and is reachable: the highest
     /// of this node's ops it has acknowledged. `None` on the mesh or while it is unreachable.
     pub(crate) backplane_stored: Option<u64>,
-    /// Room messages travel by interest (a NATS backplane): see scoped.rs.
+    /// Room and direct messages travel by interest (a NATS backplane): see scoped.rs.
     pub(crate) scoped: bool,
     /// Ops handed to the writer, and ops it made durable, since start.
     pub(crate) ops_pushed: u64,
@@ -430,9 +447,9 @@ impl Core {
     /// Queues an op for the store writer and records what waits for it.
     pub(crate) fn push_op(&mut self, op: Op, pending: Pending) {
         let remote = op.meta.origin != self.cfg.node;
-        // With scoped rooms another node's room message is not part of its version vector,
-        // which counts only what every node receives (scoped.rs).
-        if !(self.scoped && remote && matches!(pending, Pending::RoomMessage { .. })) {
+        // With scoped streams another node's room message or direct message is not part of
+        // its version vector, which counts only what every node receives (scoped.rs).
+        if !(self.scoped && remote && pending.is_scoped()) {
             let held = self.vv.entry(op.meta.origin.clone()).or_insert(0);
             *held = (*held).max(op.meta.oseq);
         }
@@ -468,7 +485,15 @@ impl Core {
                 list.push(stream.clone());
             }
         }
-        self.dms.insert(stream, Dm { a, b, cursor });
+        self.dms.insert(
+            stream,
+            Dm {
+                a,
+                b,
+                cursor,
+                received: Cursor::new(),
+            },
+        );
     }
 
     /// The conversations of a user, for `welcome`.

@@ -52,38 +52,7 @@ impl Core {
                 let frame = encode_server(&ServerMsg::Message(msg.clone()));
                 match &msg.room {
                     Some(room) => self.room_pending(room, msg, frame),
-                    None => {
-                        let to = msg.to.clone().unwrap_or_default();
-                        if !self.dms.contains_key(&msg.stream) {
-                            self.add_dm(
-                                msg.stream.clone(),
-                                msg.from.clone(),
-                                to.clone(),
-                                Default::default(),
-                            );
-                        }
-                        if let Some(user) = queued_for {
-                            self.inbox
-                                .entry(user.clone())
-                                .or_default()
-                                .push_back(Queued {
-                                    origin: msg.origin.clone(),
-                                    oseq: msg.oseq,
-                                    frame: frame.clone(),
-                                    durable: false,
-                                });
-                        }
-                        Pending::DirectMessage {
-                            stream: msg.stream.clone(),
-                            lamport: msg.lamport,
-                            origin: msg.origin.clone(),
-                            oseq: msg.oseq,
-                            frame,
-                            ack: None,
-                            users: [msg.from.to_ascii_lowercase(), to.to_ascii_lowercase()],
-                            queued_for: queued_for.clone(),
-                        }
-                    }
+                    None => self.direct_pending(msg, queued_for.clone(), frame),
                 }
             }
             OpBody::Account { name, hash, .. } => {
@@ -163,6 +132,46 @@ impl Core {
             oseq: msg.oseq,
             frame,
             ack: None,
+        }
+    }
+
+    /// What a remote direct message waits on: its conversation (created here if new), a
+    /// place in its recipient's inbox when it was queued for them, and its delivery.
+    pub(crate) fn direct_pending(
+        &mut self,
+        msg: &ChatMessage,
+        queued_for: Option<String>,
+        frame: Bytes,
+    ) -> Pending {
+        let to = msg.to.clone().unwrap_or_default();
+        if !self.dms.contains_key(&msg.stream) {
+            self.add_dm(
+                msg.stream.clone(),
+                msg.from.clone(),
+                to.clone(),
+                Default::default(),
+            );
+        }
+        if let Some(user) = &queued_for {
+            self.inbox
+                .entry(user.clone())
+                .or_default()
+                .push_back(Queued {
+                    origin: msg.origin.clone(),
+                    oseq: msg.oseq,
+                    frame: frame.clone(),
+                    durable: false,
+                });
+        }
+        Pending::DirectMessage {
+            stream: msg.stream.clone(),
+            lamport: msg.lamport,
+            origin: msg.origin.clone(),
+            oseq: msg.oseq,
+            frame,
+            ack: None,
+            users: [msg.from.to_ascii_lowercase(), to.to_ascii_lowercase()],
+            queued_for,
         }
     }
 

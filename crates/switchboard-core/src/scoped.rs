@@ -1,19 +1,22 @@
-//! Scoped rooms: partial replication for a backplane that routes room messages by interest
+//! Scoped streams: partial replication for a backplane that routes messages by interest
 //! (NATS, `backplane/` in the server), so that a node receives the messages of the rooms its
-//! own users are in, not every room's.
+//! own users are in and of the conversations of its own users, not every stream's.
 //!
 //! Ops then travel on two paths, each in its origin's order:
 //!
-//! - **Global ops** (accounts, rooms, topics, contacts, direct messages, inbox receipts)
-//!   still reach every node. They are applied per origin in order, but an origin's sequence
-//!   numbers now have holes (its room messages): each batch names `prev`, the origin's global
-//!   op before it, and the batch follows when this node holds that one. The version vector
-//!   (`vv`) and `stored` count global ops only, so they still say "every op of that origin up
-//!   to here that this node should hold".
-//! - **Room messages** arrive per room. A room remembers, per origin, the newest of its
-//!   messages applied (`Room::received`); a message at or below it is a duplicate, and one
-//!   whose `prev` (the origin's message in this room before it) is above it reveals a gap,
-//!   which the backplane fills from the stream before going on.
+//! - **Global ops** (accounts, rooms, topics, contacts, inbox receipts, and direct messages
+//!   queued for an offline recipient, who may sign in anywhere) still reach every node. They
+//!   are applied per origin in order, but an origin's sequence numbers now have holes (its
+//!   scoped messages): each batch names `prev`, the origin's global op before it, and the
+//!   batch follows when this node holds that one. The version vector (`vv`) and `stored`
+//!   count global ops only, so they still say "every op of that origin up to here that this
+//!   node should hold".
+//! - **Scoped messages** (room messages, and direct messages to a recipient online somewhere)
+//!   arrive per stream. A stream remembers, per origin, the newest of its messages applied
+//!   (`received`); a message at or below it is a duplicate, and one whose `prev` (the
+//!   origin's message in this stream before it) is above it reveals a gap, which the backplane
+//!   fills from the stream store before going on. Direct messages are not held back (see
+//!   `Core::deliver`), so they need no vouches.
 //!
 //! Vouches (order.rs) come only from the origin's connection: its heartbeats, its `clock`
 //! messages and its live room messages, which travel in one order. A global op does not
@@ -30,9 +33,9 @@ use switchboard_proto::{encode_server, Millis, ServerMsg};
 use crate::{Core, Effect, Op, OpBody, Skipped};
 
 impl Core {
-    /// Switches this node to scoped rooms; `global_vv` is what the store holds of each origin's
-    /// global ops. Called once, before any op.
-    pub fn scope_rooms(&mut self, global_vv: BTreeMap<String, u64>) {
+    /// Switches this node to scoped streams; `global_vv` is what the store holds of each
+    /// origin's global ops. Called once, before any op.
+    pub fn scope_streams(&mut self, global_vv: BTreeMap<String, u64>) {
         self.scoped = true;
         let own = self.vv.get(&self.cfg.node).copied();
         self.vv = global_vv;
@@ -60,7 +63,7 @@ impl Core {
             if op.meta.oseq <= have {
                 continue;
             }
-            // The holes before it are room messages, which come their own way.
+            // The holes before it are scoped messages, which come their own way.
             self.vv.insert(origin.to_string(), op.meta.oseq - 1);
             if let Err(Skipped::Gap { have }) = self.apply_remote(op, now, out) {
                 return Err(Skipped::Gap { have });
@@ -70,14 +73,14 @@ impl Core {
         Ok(())
     }
 
-    /// Room messages of `origin`, in its order, for one room or several. `prev`, when known,
-    /// is the origin's message in the first one's room before it; each later message of the
-    /// same room follows the one before it in the batch.
+    /// Scoped messages of `origin` (room messages, and direct messages not queued), of one
+    /// stream, in its order. `prev`, when known, is the origin's message in that stream
+    /// before the first one; each later one follows the one before it.
     ///
     /// `live` says they come on the origin's own connection, in order with its vouches: then
-    /// each one vouches for its origin's clock, as on the mesh. Messages read back from the
-    /// stream (a backfill) do not: newer ones may still be on their way live.
-    pub fn apply_room_messages(
+    /// each room message vouches for its origin's clock, as on the mesh. Messages read back
+    /// from the stream store (a backfill) do not: newer ones may still be on their way live.
+    pub fn apply_scoped(
         &mut self,
         origin: &str,
         prev: Option<u64>,
@@ -88,20 +91,13 @@ impl Core {
         let mut applied = 0;
         let mut prev = prev;
         for op in ops {
+            if !Core::is_scoped(&op) || op.meta.origin != origin || origin == self.cfg.node {
+                continue;
+            }
             let OpBody::Message { msg, .. } = &op.body else {
                 continue;
             };
-            let Some(room) = msg.room.clone() else {
-                continue;
-            };
-            if op.meta.origin != origin || origin == self.cfg.node {
-                continue;
-            }
-            let key = switchboard_proto::room_key(&room);
-            let have = self.rooms.get(&key).map_or(0, |r| {
-                let received = r.received.get(origin).copied().unwrap_or(0);
-                received.max(r.cursor.get(origin).copied().unwrap_or(0))
-            });
+            let have = self.received(&msg.stream, origin);
             if op.meta.oseq <= have {
                 prev = Some(op.meta.oseq);
                 continue;
@@ -111,15 +107,27 @@ impl Core {
             }
             prev = Some(op.meta.oseq);
             self.observe_clock(op.meta.lamport);
-            if live {
-                self.vouch(origin, op.meta.lamport);
-            }
             let frame = encode_server(&ServerMsg::Message(msg.clone()));
             let msg = msg.clone();
-            let pending = self.room_pending(&room, &msg, frame);
-            if let Some(r) = self.rooms.get_mut(&key) {
-                r.received.insert(origin.to_string(), op.meta.oseq);
-            }
+            let pending = match &msg.room {
+                Some(room) => {
+                    if live {
+                        self.vouch(origin, op.meta.lamport);
+                    }
+                    let pending = self.room_pending(room, &msg, frame);
+                    if let Some(r) = self.rooms.get_mut(&msg.stream) {
+                        r.received.insert(origin.to_string(), op.meta.oseq);
+                    }
+                    pending
+                }
+                None => {
+                    let pending = self.direct_pending(&msg, None, frame);
+                    if let Some(d) = self.dms.get_mut(&msg.stream) {
+                        d.received.insert(origin.to_string(), op.meta.oseq);
+                    }
+                    pending
+                }
+            };
             self.push_op(op, pending);
             applied += 1;
         }
@@ -129,9 +137,33 @@ impl Core {
         Ok(applied)
     }
 
-    /// Whether `op` travels by interest when scoped: a room message.
+    /// The newest message of `origin` in a stream this node holds (applied or delivered).
+    fn received(&self, stream: &str, origin: &str) -> u64 {
+        let of = |received: &switchboard_proto::Cursor, cursor: &switchboard_proto::Cursor| {
+            let r = received.get(origin).copied().unwrap_or(0);
+            r.max(cursor.get(origin).copied().unwrap_or(0))
+        };
+        if let Some(r) = self.rooms.get(stream) {
+            of(&r.received, &r.cursor)
+        } else if let Some(d) = self.dms.get(stream) {
+            of(&d.received, &d.cursor)
+        } else {
+            0
+        }
+    }
+
+    /// Whether `op` travels by interest when streams are scoped: a room message, or a
+    /// direct message not queued for an offline recipient.
     pub fn is_scoped(op: &Op) -> bool {
-        matches!(&op.body, OpBody::Message { msg, .. } if msg.room.is_some())
+        matches!(
+            &op.body,
+            OpBody::Message { msg, queued_for } if msg.room.is_some() || queued_for.is_none()
+        )
+    }
+
+    /// The keys of the users with sessions on this node: whose conversations it needs.
+    pub fn local_users(&self) -> Vec<String> {
+        self.users.keys().cloned().collect()
     }
 
     /// The keys of the rooms with members on this node: what it needs to receive.

@@ -106,7 +106,8 @@ fn a_registration_holds_the_name_and_welcomes_only_once_durable() {
             ..
         }]
     ));
-    let f = frames(&commit_all(&mut core));
+    let released = commit_all(&mut core);
+    let f = frames(&released);
     assert!(matches!(
         &f[&1][..],
         [ServerMsg::Welcome {
@@ -115,6 +116,12 @@ fn a_registration_holds_the_name_and_welcomes_only_once_durable() {
         }]
     ));
     assert_eq!(core.account_hash("REG").as_deref(), Some("$argon2id$h"));
+    // Then the other nodes hear the new user is online.
+    assert!(released.iter().any(|e| matches!(
+        e,
+        Effect::ToPeers(switchboard_proto::peer::PeerMsg::Presence { users, .. })
+            if users.len() == 1 && users[0].name == "Reg" && users[0].online && users[0].registered
+    )));
 }
 
 #[test]

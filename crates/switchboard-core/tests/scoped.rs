@@ -71,7 +71,7 @@ fn global_ops_skip_the_room_messages_a_node_does_not_receive_and_gaps_are_seen()
     assert!(Core::is_scoped(&in_r[0]) && !Core::is_scoped(&topic[0]));
 
     let mut b = Core::new(config("b"), Restore::default());
-    b.scope_rooms(BTreeMap::new());
+    b.scope_streams(BTreeMap::new());
     hello(&mut b, 7, "bob");
     join(&mut b, 7, "r");
     commit_all(&mut b);
@@ -98,11 +98,11 @@ fn global_ops_skip_the_room_messages_a_node_does_not_receive_and_gaps_are_seen()
 
     // The room message of r reaches bob once, whatever path brought it how often.
     assert_eq!(
-        b.apply_room_messages("a", None, in_r.clone(), true, &mut out),
+        b.apply_scoped("a", None, in_r.clone(), true, &mut out),
         Ok(1)
     );
     assert_eq!(
-        b.apply_room_messages("a", None, in_r.clone(), false, &mut out),
+        b.apply_scoped("a", None, in_r.clone(), false, &mut out),
         Ok(0)
     );
     let (_, delivered) = commit_all(&mut b);
@@ -116,19 +116,16 @@ fn global_ops_skip_the_room_messages_a_node_does_not_receive_and_gaps_are_seen()
     let mut second = in_s[0].clone();
     second.meta.oseq = 6;
     assert_eq!(
-        b.apply_room_messages("a", Some(4), vec![second], true, &mut out),
+        b.apply_scoped("a", Some(4), vec![second], true, &mut out),
         Err(Skipped::Gap { have: 0 })
     );
-    assert_eq!(
-        b.apply_room_messages("a", None, in_s, false, &mut out),
-        Ok(1)
-    );
+    assert_eq!(b.apply_scoped("a", None, in_s, false, &mut out), Ok(1));
 }
 
 #[test]
 fn a_node_vouches_only_for_a_stored_clock_even_with_nothing_to_store() {
     let mut b = Core::new(config("b"), Restore::default());
-    b.scope_rooms(BTreeMap::new());
+    b.scope_streams(BTreeMap::new());
     let mut out = Vec::new();
     b.peer_up("a");
     b.peer_clock("a", 40, &mut out);

@@ -15,7 +15,7 @@ pub use client::ClientMsg;
 pub use codec::{decode_client, decode_server, encode_client, encode_server};
 pub use cursor::{Cursor, Position};
 pub use error::{ErrorCode, ProtoError};
-pub use names::{dm_stream, room_key, validate_name, validate_room, NameError};
+pub use names::{dm_stream, name_key, room_key, validate_name, validate_room, NameError};
 pub use server::{ChatMessage, RoomInfo, ServerMsg};
 
 /// The protocol version spoken by this build; a client states it in `hello`.

@@ -273,6 +273,7 @@ impl Conn {
             }
             (None, Some(password)) => Auth::Register(password::hash(password).await?),
         };
+        self.shared.prepare_user(&name).await;
         self.shared
             .outboxes
             .write()

@@ -151,7 +151,7 @@ pub async fn serve_listeners(
     );
     if config.backplane.is_some() {
         // On NATS a node receives the rooms its users are in, not every room (backplane/).
-        core.scope_rooms(store.global_vv().context("loading the store")?);
+        core.scope_streams(store.global_vv().context("loading the store")?);
     }
     let addr = listener.local_addr()?;
     let advertise = config.advertise.clone().unwrap_or_else(|| {

@@ -133,6 +133,9 @@ pub(crate) async fn run_texts(
     };
     let session = shared.next_session.fetch_add(1, Ordering::Relaxed);
     shared.prepare_room(LOBBY).await;
+    if let Some(first) = candidates(asked.as_deref(), addr).first() {
+        shared.prepare_user(first).await;
+    }
     let Some((name, outbox)) = sign_in(&shared, session, asked.as_deref(), addr) else {
         return;
     };

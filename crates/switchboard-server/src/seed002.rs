@@ -95,7 +95,10 @@ async fn handle(
     let fields: Vec<&str> = text.splitn(3, "$$").collect();
     let reply = match fields.as_slice() {
         // `<clientAddr>$$<name>$$INIT`: an address first, so a chat text "INIT" is not one.
-        [addr, name, "INIT"] if addr.contains(':') => register(&shared, addr, name, peer),
+        [addr, name, "INIT"] if addr.contains(':') => {
+            shared.prepare_user(name).await;
+            register(&shared, addr, name, peer)
+        }
         [name, "OFFLINE"] => {
             offline(&shared, name);
             None

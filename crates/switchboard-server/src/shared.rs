@@ -95,7 +95,7 @@ impl Shared {
     /// Carries out effects: queue frames, close sessions.
     /// Before a request reaches the core: on NATS, a join (or a room's history) first makes
     /// this node receive the room, so that the join's cursor and the history it serves are
-    /// whole (backplane/rooms.rs). Nothing to do on the mesh, where every node has every room.
+    /// whole (backplane/interest.rs). Nothing to do on the mesh, where every node has every room.
     pub async fn prepare(&self, msg: &switchboard_proto::ClientMsg) {
         use switchboard_proto::ClientMsg;
         if let ClientMsg::Join { room, .. }
@@ -113,7 +113,21 @@ impl Shared {
             return;
         };
         if let Ok(bare) = switchboard_proto::validate_room(room) {
-            bp.ensure_room(&switchboard_proto::room_key(bare)).await;
+            let key = switchboard_proto::room_key(bare);
+            bp.ensure(crate::backplane::Scope::Room(key)).await;
+        }
+    }
+
+    /// Before a hello reaches the core: on NATS, this node first receives the user's
+    /// conversations, so that the welcome lists them whole and no direct message to the user
+    /// can miss this node once others hear the user is here (backplane/interest.rs).
+    pub async fn prepare_user(&self, name: &str) {
+        let Some(bp) = &self.cluster.backplane else {
+            return;
+        };
+        if switchboard_proto::validate_name(name).is_ok() {
+            let key = switchboard_proto::name_key(name);
+            bp.ensure(crate::backplane::Scope::User(key)).await;
         }
     }
 

@@ -116,7 +116,7 @@ async fn three_nodes_on_one_nats_serve_as_one_chat_service() {
     for s in [&a, &b, &c] {
         let deadline = Instant::now() + WAIT;
         while metric(s, "switchboard_backplane_published_ops").await < 1
-            || metric(s, "switchboard_backplane_room_ops").await < 2
+            || metric(s, "switchboard_backplane_scoped_ops").await < 2
         {
             assert!(
                 Instant::now() < deadline,
@@ -356,7 +356,7 @@ async fn a_returning_node_catches_up_from_the_stream_when_the_origin_is_gone() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(metric(&c, "switchboard_backplane_room_ops").await >= 3);
+    assert!(metric(&c, "switchboard_backplane_scoped_ops").await >= 3);
     drop(b);
 }
 
@@ -438,10 +438,10 @@ async fn a_node_receives_only_the_rooms_its_users_are_in() {
     // b received busy's messages; c, with nobody in busy, received none of them. A heartbeat
     // later (vouches travel behind the messages on the same connection) nothing is in flight.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(metric(&b, "switchboard_backplane_room_ops").await, 20);
-    assert_eq!(metric(&c, "switchboard_backplane_room_ops").await, 0);
+    assert_eq!(metric(&b, "switchboard_backplane_scoped_ops").await, 20);
+    assert_eq!(metric(&c, "switchboard_backplane_scoped_ops").await, 0);
     assert_eq!(metric(&c, "switchboard_backplane_rooms").await, 1);
-    assert_eq!(metric(&a, "switchboard_backplane_room_ops").await, 0);
+    assert_eq!(metric(&a, "switchboard_backplane_scoped_ops").await, 0);
     // What every node needs still reaches c: the room exists there, with its members.
     let rooms = cy
         .request(switchboard_proto::ClientMsg::Rooms { reff: None })
@@ -453,7 +453,7 @@ async fn a_node_receives_only_the_rooms_its_users_are_in() {
     // the room's messages come live from then on.
     cy.join("busy").await.unwrap();
     assert_eq!(history(&mut cy, "busy").await, said);
-    assert_eq!(metric(&c, "switchboard_backplane_room_ops").await, 20);
+    assert_eq!(metric(&c, "switchboard_backplane_scoped_ops").await, 20);
     ann.say(Target::Room("busy"), "now with cy").await.unwrap();
     assert_eq!(receive(&mut cy, 1).await, ["now with cy"]);
 
@@ -470,7 +470,7 @@ async fn a_node_receives_only_the_rooms_its_users_are_in() {
         assert!(Instant::now() < deadline, "c kept receiving busy");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let before = metric(&c, "switchboard_backplane_room_ops").await;
+    let before = metric(&c, "switchboard_backplane_scoped_ops").await;
     ann.say(Target::Room("busy"), "while cy was away")
         .await
         .unwrap();
@@ -479,9 +479,80 @@ async fn a_node_receives_only_the_rooms_its_users_are_in() {
         ["now with cy", "while cy was away"]
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(metric(&c, "switchboard_backplane_room_ops").await, before);
+    assert_eq!(metric(&c, "switchboard_backplane_scoped_ops").await, before);
     cy.join("busy").await.unwrap();
     let mut whole = said.clone();
     whole.extend(["now with cy".to_string(), "while cy was away".to_string()]);
     assert_eq!(history(&mut cy, "busy").await, whole);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_reaches_only_the_nodes_of_its_two_users() {
+    let nats = NatsServer::start().await;
+    let a = TestServer::start_with(nats_node("a", nats.url())).await;
+    let b = TestServer::start_with(nats_node("b", nats.url())).await;
+    let c = TestServer::start_with(nats_node("c", nats.url())).await;
+    wait_view(&a, "a sees b and c", all_up(&["b", "c"])).await;
+    wait_view(&c, "c sees a and b", all_up(&["a", "b"])).await;
+    let mut ann = a.client_pw("ann", "secret-a").await;
+    let mut bob = b.client_pw("bob", "secret-b").await;
+    let _cy = c.client("cy").await;
+    // a hears that bob is online (presence crosses NATS).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let whois = ann
+            .request(switchboard_proto::ClientMsg::Whois {
+                name: "bob".into(),
+                reff: None,
+            })
+            .await
+            .unwrap();
+        if matches!(whois, ServerMsg::Whois { online: true, .. }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a never heard bob is online: {whois:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let said: Vec<String> = (0..5).map(|i| format!("psst {i}")).collect();
+    for text in &said {
+        let (_, queued) = ann.say(Target::User("bob"), text).await.unwrap();
+        assert!(!queued, "bob is online");
+    }
+    assert_eq!(receive(&mut bob, 5).await, said);
+    // b, where bob is, received them; c, where neither is, did not.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metric(&b, "switchboard_backplane_scoped_ops").await, 5);
+    assert_eq!(metric(&c, "switchboard_backplane_scoped_ops").await, 0);
+    assert_eq!(metric(&c, "switchboard_backplane_users").await, 1);
+
+    // bob signs in on c as well: c reads his conversations from the stream before welcoming
+    // him, so the welcome lists the one with ann and its history is whole; from then on the
+    // conversation reaches both of bob's nodes live.
+    let (mut bob_c, welcome) =
+        switchboard_client::Client::connect_as(&c.url, "bob", Some("secret-b"))
+            .await
+            .unwrap();
+    assert_eq!(
+        welcome
+            .dms
+            .iter()
+            .map(|d| d.with.as_str())
+            .collect::<Vec<_>>(),
+        ["ann"]
+    );
+    let history: Vec<String> = bob_c
+        .history(Target::User("ann"), None, None, 50)
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(history, said);
+    ann.say(Target::User("bob"), "to both").await.unwrap();
+    assert_eq!(receive(&mut bob, 1).await, ["to both"]);
+    assert_eq!(receive(&mut bob_c, 1).await, ["to both"]);
 }

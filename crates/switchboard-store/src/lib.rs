@@ -107,8 +107,9 @@ pub trait Store: Send + Sync {
     /// Every stored op of any origin past the version vector `vv` (origin -> highest oseq the
     /// asker holds), each origin's in oseq order, at most `limit` in all: what a peer lacks.
     fn ops_since(&self, vv: &BTreeMap<String, u64>, limit: usize) -> Result<Vec<Op>, StoreError>;
-    /// Each origin's highest stored op that is not a room message: the version vector of a
-    /// node whose room messages travel by interest (`Core::scope_rooms`).
+    /// Each origin's highest stored global op (not a room message, nor a direct message to
+    /// a recipient who was online): the version vector of a node whose messages travel by
+    /// interest (`Core::scope_streams`).
     fn global_vv(&self) -> Result<BTreeMap<String, u64>, StoreError>;
     /// Background upkeep, called now and then from a thread of its own so that it never
     /// delays a commit (SQLite: checkpointing the write-ahead log).

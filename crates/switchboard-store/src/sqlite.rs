@@ -16,12 +16,11 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     stream TEXT NOT NULL, lamport INTEGER NOT NULL, origin TEXT NOT NULL, oseq INTEGER NOT NULL,
     id TEXT NOT NULL, sender TEXT NOT NULL, room TEXT, recipient TEXT, text TEXT NOT NULL,
-    ts INTEGER NOT NULL,
+    ts INTEGER NOT NULL, queued INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (stream, lamport, origin)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_origin ON messages (origin, oseq);
 CREATE INDEX IF NOT EXISTS messages_by_stream_origin ON messages (stream, origin, oseq);
-CREATE INDEX IF NOT EXISTS direct_by_origin ON messages (origin, oseq) WHERE room IS NULL;
 CREATE TABLE IF NOT EXISTS ops (
     origin TEXT NOT NULL, oseq INTEGER NOT NULL, lamport INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (origin, oseq)
@@ -73,6 +72,7 @@ impl SqliteStore {
         // they would add their copying time to the latency of whoever waits for that commit.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.execute_batch(SCHEMA)?;
+        migrate(&writer)?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(writer),
@@ -95,6 +95,28 @@ impl SqliteStore {
             pool.push(c);
         }
     }
+}
+
+/// Brings a database made by an earlier version up to the schema.
+fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    let has_queued: bool = c.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'queued'",
+        [],
+        |row| row.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_queued {
+        // Which direct messages were queued for an offline recipient: those still waiting
+        // are known; delivered ones were queued too, but no record says so.
+        c.execute_batch(
+            "ALTER TABLE messages ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
+             UPDATE messages SET queued = 1
+                 WHERE EXISTS (SELECT 1 FROM inbox i WHERE i.origin = messages.origin AND i.oseq = messages.oseq);",
+        )?;
+    }
+    // The direct messages that were queued are global ops (`Store::global_vv`).
+    c.execute_batch(
+        "CREATE INDEX IF NOT EXISTS queued_by_origin ON messages (origin, oseq) WHERE queued = 1;",
+    )
 }
 
 /// Reads a message from columns `MSG_COLS`, starting at column `at`.
@@ -217,8 +239,8 @@ impl Store for SqliteStore {
         let tx = c.transaction()?;
         {
             let mut put_msg = tx.prepare_cached(
-                "INSERT OR IGNORE INTO messages (stream, lamport, origin, oseq, id, sender, room, recipient, text, ts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT OR IGNORE INTO messages (stream, lamport, origin, oseq, id, sender, room, recipient, text, ts, queued)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             let mut put_op = tx.prepare_cached(
                 "INSERT OR IGNORE INTO ops (origin, oseq, lamport, body) VALUES (?1, ?2, ?3, ?4)",
@@ -236,7 +258,8 @@ impl Store for SqliteStore {
                         msg.room,
                         msg.to,
                         msg.text,
-                        msg.ts as i64
+                        msg.ts as i64,
+                        queued_for.is_some()
                     ])?;
                     if let Some(user) = queued_for {
                         tx.execute(
@@ -428,7 +451,7 @@ impl Store for SqliteStore {
         let result = c
             .prepare_cached(
                 "SELECT origin, MAX(oseq) FROM (SELECT origin, oseq FROM ops
-                 UNION ALL SELECT origin, oseq FROM messages WHERE room IS NULL) GROUP BY origin",
+                 UNION ALL SELECT origin, oseq FROM messages WHERE queued = 1) GROUP BY origin",
             )
             .and_then(|mut st| {
                 st.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?

@@ -375,6 +375,41 @@ fn clocks_never_go_back() {
     clock_is_kept(&SqliteStore::open(dir.path()).unwrap());
 }
 
+/// The global version vector leaves out what travels by interest: room messages, and direct
+/// messages that were not queued for an offline recipient.
+fn global_vector(store: &dyn Store) {
+    let room = Op {
+        meta: meta("x", 1, 1),
+        body: OpBody::Room {
+            room: "general".into(),
+            ts: 1,
+        },
+    };
+    store
+        .append(
+            &[
+                room,
+                message_op(msg("#general", "x", 2, 2, 2), None),
+                message_op(msg("@alice:bob", "x", 3, 3, 3), Some("bob")),
+                message_op(msg("@alice:bob", "x", 4, 4, 4), None),
+                message_op(msg("#general", "y", 1, 5, 5), None),
+            ],
+            5,
+        )
+        .unwrap();
+    let vv = store.global_vv().unwrap();
+    assert_eq!(vv.get("x"), Some(&3));
+    assert_eq!(vv.get("y"), None);
+    assert_eq!(store.load("n1").unwrap().vv.get("x"), Some(&4));
+}
+
+#[test]
+fn the_global_vector_counts_what_every_node_receives() {
+    global_vector(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    global_vector(&SqliteStore::open(dir.path()).unwrap());
+}
+
 #[test]
 fn memory_store() {
     run_suite(&MemoryStore::new());
@@ -480,4 +515,28 @@ fn seen_pos(seen: &[String], store: &dyn Store, i: usize) -> Position {
         .unwrap()
         .messages;
     all.iter().find(|m| m.id == seen[i]).unwrap().position()
+}
+
+#[test]
+fn sqlite_opens_a_database_made_before_queued_messages_were_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.path().join("switchboard.db")).unwrap();
+        c.execute_batch(
+            "CREATE TABLE messages (
+                stream TEXT NOT NULL, lamport INTEGER NOT NULL, origin TEXT NOT NULL, oseq INTEGER NOT NULL,
+                id TEXT NOT NULL, sender TEXT NOT NULL, room TEXT, recipient TEXT, text TEXT NOT NULL,
+                ts INTEGER NOT NULL, PRIMARY KEY (stream, lamport, origin)) WITHOUT ROWID;
+             CREATE TABLE inbox (user TEXT NOT NULL, origin TEXT NOT NULL, oseq INTEGER NOT NULL,
+                ts INTEGER NOT NULL, PRIMARY KEY (user, origin, oseq)) WITHOUT ROWID;
+             INSERT INTO messages VALUES ('@alice:bob', 1, 'x', 1, 'x-1', 'Alice', NULL, 'Bob', 'hi', 1);
+             INSERT INTO messages VALUES ('@alice:bob', 2, 'x', 2, 'x-2', 'Alice', NULL, 'Bob', 'hi', 2);
+             INSERT INTO inbox VALUES ('bob', 'x', 1, 1);",
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    // The message still waiting in an inbox was queued: a global op.
+    assert_eq!(s.global_vv().unwrap().get("x"), Some(&1));
+    assert_eq!(s.load("n1").unwrap().inbox.len(), 1);
 }

@@ -4,6 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A name as a subject token: its bytes in hexadecimal (names may hold '.', which separates
+/// tokens).
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 /// How a node reaches NATS (with JetStream) and which cluster it belongs to there.
 #[derive(Debug, Clone)]
 pub struct BackplaneConfig {
@@ -92,16 +98,33 @@ impl BackplaneConfig {
     /// to the nodes with members there, and kept in the stream). The token is the room key in
     /// hexadecimal: room names may hold '.', which separates subject tokens.
     pub(crate) fn room(&self, key: &str) -> String {
-        let mut s = format!("sb.{}.room.", self.cluster);
-        for b in key.as_bytes() {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        format!("{}{}", self.rooms_prefix(), hex(key))
     }
 
     /// The prefix of every room subject.
     pub(crate) fn rooms_prefix(&self) -> String {
         format!("sb.{}.room.", self.cluster)
+    }
+
+    /// `sb.<cluster>.dm.<hex>.<hex>`: one conversation's messages (stream `@lo:hi`), the two
+    /// folded names in hexadecimal, in order.
+    pub(crate) fn dm(&self, stream: &str) -> String {
+        let (lo, hi) = stream
+            .strip_prefix('@')
+            .and_then(|s| s.split_once(':'))
+            .unwrap_or(("", ""));
+        format!("{}{}.{}", self.dms_prefix(), hex(lo), hex(hi))
+    }
+
+    /// The two subjects of a user's conversations (the user first, or second).
+    pub(crate) fn dms_of(&self, user: &str) -> [String; 2] {
+        let (p, u) = (self.dms_prefix(), hex(user));
+        [format!("{p}{u}.*"), format!("{p}*.{u}")]
+    }
+
+    /// The prefix of every conversation subject.
+    pub(crate) fn dms_prefix(&self) -> String {
+        format!("sb.{}.dm.", self.cluster)
     }
 
     /// The key-value bucket of the nodes: node -> the newest of its ops JetStream holds.
@@ -168,6 +191,16 @@ mod tests {
         assert_eq!(c.ops("a"), "sb.chat-eu.ops.a");
         assert_eq!(c.stream(), "SB_chat-eu");
         assert!(c.validate("node-1").is_ok());
+        // Names may hold '.': they travel in hexadecimal, one token each.
+        assert_eq!(c.room("#a.b"), "sb.chat-eu.room.23612e62");
+        assert_eq!(c.dm("@a.b:c"), "sb.chat-eu.dm.612e62.63");
+        assert_eq!(
+            c.dms_of("c"),
+            [
+                "sb.chat-eu.dm.63.*".to_string(),
+                "sb.chat-eu.dm.*.63".to_string()
+            ]
+        );
     }
 
     #[test]

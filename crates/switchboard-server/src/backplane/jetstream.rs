@@ -1,13 +1,15 @@
 //! Ops through JetStream: durability beyond this node, and catch-up that does not need the
 //! origin to be alive.
 //!
-//! - **Stream** `SB_<cluster>`, subjects `sb.<cluster>.ops.>` (global ops) and
-//!   `sb.<cluster>.room.>` (room messages), file storage, limits retention (nothing expires
+//! - **Stream** `SB_<cluster>`, subjects `sb.<cluster>.ops.>` (global ops),
+//!   `sb.<cluster>.room.>` (room messages) and `sb.<cluster>.dm.>` (direct messages to a
+//!   recipient online somewhere), file storage, limits retention (nothing expires
 //!   unless the operator sets limits), the configured replicas, a 2-minute duplicate window.
-//!   Created by the first node that finds it missing (and given the room subjects if an
-//!   earlier version made it).
+//!   Created by the first node that finds it missing (and given the room and conversation
+//!   subjects if an earlier version made it).
 //! - **Publisher**: this node's ops, once durable locally, in oseq order: global ops on
-//!   `sb.<cluster>.ops.<node>`, room messages on their room's subject (see `publish`).
+//!   `sb.<cluster>.ops.<node>`, room and direct messages on their stream's subject (see
+//!   `publish`).
 //!   JetStream's acknowledgement releases the clients' acks (`Core::backplane_stored`). The
 //!   local store is the queue: after a disconnection or a restart the publisher starts after
 //!   the newest of its ops the stream holds (its last global op, or the mark it keeps in the
@@ -17,7 +19,7 @@
 //!   the stream's start, so a node that was away (or is new) reads what it missed, even from
 //!   origins that are gone. A message is acknowledged once its ops are on this node's disk,
 //!   so a crash between applying and storing them makes JetStream deliver it again. Room
-//!   messages come by interest instead (rooms.rs).
+//!   and direct messages come by interest instead (interest.rs).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -51,6 +53,7 @@ async fn ensure_stream(
     let subjects = vec![
         format!("sb.{}.ops.>", bp.cfg.cluster),
         format!("{}>", bp.cfg.rooms_prefix()),
+        format!("{}>", bp.cfg.dms_prefix()),
     ];
     let config = stream::Config {
         name: bp.cfg.stream(),
@@ -142,9 +145,9 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
     // Ops handed over by the writer, not yet published (contiguous or cleared).
     let mut ready: VecDeque<Op> = VecDeque::new();
     let mut conn = bp.connected.subscribe();
-    // Per room, this node's newest message published in it this run: the next one's
-    // `Sb-Prev`, by which receivers notice a gap.
-    let mut room_prev: HashMap<String, u64> = HashMap::new();
+    // Per room or conversation, this node's newest message published in it this run: the
+    // next one's `Sb-Prev`, by which receivers notice a gap.
+    let mut stream_prev: HashMap<String, u64> = HashMap::new();
     let mut marked = Instant::now();
     'session: loop {
         connected(&bp).await;
@@ -240,7 +243,7 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
                 }
                 continue;
             }
-            match publish(&js, &bp, &batch, &mut room_prev).await {
+            match publish(&js, &bp, &batch, &mut stream_prev).await {
                 Ok(()) => {
                     let last = batch.last().expect("not empty").meta.oseq;
                     next = last + 1;
@@ -271,7 +274,8 @@ const MARK_EVERY: Duration = Duration::from_millis(500);
 
 /// Publishes a batch and waits for every acknowledgement.
 ///
-/// Global ops go on this node's ops subject and room messages on their room's subject,
+/// Global ops go on this node's ops subject, room and direct messages on their room's or
+/// conversation's subject,
 /// each message naming in `Sb-Prev` this node's op before it on the same path. Consecutive
 /// ops of one path go as one JetStream message (a JSON array, up to [`MESSAGE_BYTES`]), not
 /// one message each: per message, nats-server stores, delivers to every node's consumer and
@@ -283,14 +287,14 @@ async fn publish(
     js: &jetstream::Context,
     bp: &Backplane,
     ops: &[Op],
-    room_prev: &mut HashMap<String, u64>,
+    stream_prev: &mut HashMap<String, u64>,
 ) -> Result<(), async_nats::Error> {
     let mut global: Vec<&Op> = Vec::new();
-    let mut rooms: BTreeMap<String, Vec<&Op>> = BTreeMap::new();
+    let mut streams: BTreeMap<String, Vec<&Op>> = BTreeMap::new();
     for op in ops {
         match &op.body {
-            OpBody::Message { msg, .. } if msg.room.is_some() => {
-                rooms.entry(msg.stream.clone()).or_default().push(op)
+            OpBody::Message { msg, .. } if switchboard_core::Core::is_scoped(op) => {
+                streams.entry(msg.stream.clone()).or_default().push(op)
             }
             _ => global.push(op),
         }
@@ -298,10 +302,15 @@ async fn publish(
     let mut acks = Vec::new();
     let mut prevs = Vec::new();
     let mut last_global = bp.last_global.load(Relaxed);
-    for (key, ops) in &rooms {
-        let prev = room_prev.get(key).copied();
-        let last = send(js, &mut acks, bp.cfg.room(key), ops, prev).await?;
-        prevs.push((key.clone(), last));
+    for (stream, ops) in &streams {
+        let prev = stream_prev.get(stream).copied();
+        let subject = if stream.starts_with('@') {
+            bp.cfg.dm(stream)
+        } else {
+            bp.cfg.room(stream)
+        };
+        let last = send(js, &mut acks, subject, ops, prev).await?;
+        prevs.push((stream.clone(), last));
     }
     if !global.is_empty() {
         last_global = send(
@@ -313,13 +322,13 @@ async fn publish(
         )
         .await?;
     }
-    // Handed to the connection, in order: vouches may pass these ops now (rooms.rs).
+    // Handed to the connection, in order: vouches may pass these ops now (interest.rs).
     bp.last_global.store(last_global, Relaxed);
     bp.handed(ops.last().map_or(0, |o| o.meta.oseq));
     for ack in acks {
         tokio::time::timeout(Duration::from_secs(5), ack).await??;
     }
-    room_prev.extend(prevs);
+    stream_prev.extend(prevs);
     Ok(())
 }
 
@@ -359,7 +368,7 @@ async fn send(
             .as_str(),
         );
         if let Some(p) = prev.filter(|p| *p > 0) {
-            h.insert(super::rooms::PREV, p.to_string().as_str());
+            h.insert(super::interest::PREV, p.to_string().as_str());
         }
         acks.push(
             js.publish_with_headers(subject.clone(), h, payload.into())
@@ -456,7 +465,7 @@ pub(super) async fn consumer(shared: Arc<Shared>, bp: Arc<Backplane>, client: as
                         }
                         // Acknowledged once its last op is on this node's disk (ops of one
                         // origin are stored in order).
-                        let prev = super::rooms::prev_of(&m);
+                        let prev = super::interest::prev_of(&m);
                         unacked.push_back((origin.clone(), last, m, Instant::now()));
                         by_origin.entry(origin).or_default().push((prev, ops));
                     }

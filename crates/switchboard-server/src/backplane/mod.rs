@@ -8,14 +8,14 @@
 //! - JetStream carries the ops: each node publishes its own, once durable locally, on
 //!   `sb.<cluster>.ops.<origin>` in the stream `SB_<cluster>`, and reads everyone's through a
 //!   durable consumer named after itself (`jetstream.rs`).
-//! - Room messages go by interest, on room subjects, to the nodes with members there
-//!   (`rooms.rs`, and `Core::scope_rooms` in the core).
+//! - Room and direct messages go by interest, on room and conversation subjects, to the nodes
+//!   with members or sessions there (`interest.rs`, and `Core::scope_streams` in the core).
 //! - Membership is who has been heard lately (`members.rs`).
 
 mod config;
+mod interest;
 mod jetstream;
 mod members;
-mod rooms;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -29,6 +29,7 @@ use switchboard_proto::peer::{Member, PeerMsg};
 use tokio::sync::{mpsc, watch};
 
 pub use config::BackplaneConfig;
+pub(crate) use interest::Scope;
 use members::{Change, MemberView, Members};
 
 use crate::conn::now_ms;
@@ -85,8 +86,8 @@ pub(crate) struct Backplane {
     pub published_ops: AtomicU64,
     pub consumed_ops: AtomicU64,
     pub dropped_frames: AtomicU64,
-    /// The rooms this node receives (rooms.rs).
-    rooms: rooms::Rooms,
+    /// The rooms and users' conversations this node receives (interest.rs).
+    interests: interest::Interests,
     /// This node's ops handed to the publisher and not yet published: the last oseq of each
     /// batch -> the Lamport clock of its first op. No vouch goes past them (`vouchable`).
     unpublished: Mutex<BTreeMap<u64, u64>>,
@@ -125,7 +126,7 @@ impl Backplane {
             published_ops: AtomicU64::new(0),
             consumed_ops: AtomicU64::new(0),
             dropped_frames: AtomicU64::new(0),
-            rooms: rooms::Rooms::new(),
+            interests: interest::Interests::new(),
             unpublished: Mutex::new(BTreeMap::new()),
             last_global: AtomicU64::new(0),
         }
@@ -187,7 +188,7 @@ impl Backplane {
     /// The most this node may vouch for: `clock`, but below every op it has not yet handed
     /// to NATS. On the mesh an op goes on every link before the core hears it is durable;
     /// here it goes through the publisher, and room messages reach other nodes on core NATS
-    /// in the order of this connection, so a vouch must not overtake them (rooms.rs).
+    /// in the order of this connection, so a vouch must not overtake them (interest.rs).
     pub fn vouchable(&self, clock: u64) -> u64 {
         let u = self.unpublished.lock().expect("unpublished lock");
         u.values()
@@ -232,7 +233,7 @@ impl Backplane {
                     .ok()
                     .and_then(Result::ok)
                     .unwrap_or_default();
-                // Room messages reach the asker by its interest in their rooms (rooms.rs).
+                // Room and direct messages reach the asker by its interest (interest.rs).
                 let Some(last) = ops.iter().rev().find(|o| o.meta.origin == me.node) else {
                     break;
                 };
@@ -246,7 +247,7 @@ impl Backplane {
                 };
                 let frame = serde_json::to_vec(&PeerMsg::Ops { ops }).expect("ops serialise");
                 let mut h = async_nats::HeaderMap::new();
-                h.insert(rooms::PREV, prev.to_string().as_str());
+                h.insert(interest::PREV, prev.to_string().as_str());
                 prev = next_prev;
                 if client
                     .publish_with_headers(subject.clone(), h, frame.into())
@@ -312,7 +313,8 @@ impl Backplane {
             "connected": self.is_connected(),
             "status": if self.is_connected() { "up" } else { "down" },
             "unpublished_ops": stored_own.saturating_sub(published),
-            "rooms_received": self.rooms.count(),
+            "rooms_received": self.interests.count().0,
+            "users_received": self.interests.count().1,
         })
     }
 
@@ -355,19 +357,25 @@ impl Backplane {
                 "backplane_rooms",
                 "gauge",
                 "Rooms this node receives (it has members there, or had a moment ago).",
-                self.rooms.count() as u64,
+                self.interests.count().0 as u64,
             ),
             (
-                "backplane_room_ops",
-                "counter",
-                "Room messages of other nodes received, live or by backfill.",
-                self.rooms.received.load(Relaxed),
+                "backplane_users",
+                "gauge",
+                "Users whose conversations this node receives (signed in here now or lately).",
+                self.interests.count().1 as u64,
             ),
             (
-                "backplane_room_backfills",
+                "backplane_scoped_ops",
                 "counter",
-                "Reads of a room from JetStream (a new interest, a gap, a reconnection).",
-                self.rooms.backfills.load(Relaxed),
+                "Room and direct messages of other nodes received, live or by backfill.",
+                self.interests.received.load(Relaxed),
+            ),
+            (
+                "backplane_backfills",
+                "counter",
+                "Reads of a room or a user's conversations from JetStream (a new interest, a gap, a reconnection).",
+                self.interests.backfills.load(Relaxed),
             ),
         ];
         let mut s = String::new();
@@ -510,13 +518,13 @@ async fn receive_loop(shared: Arc<Shared>, bp: Arc<Backplane>, client: async_nat
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
-    let Some(mut new_subs) = bp.rooms.subs_rx.lock().expect("rooms lock").take() else {
+    let Some(mut new_subs) = bp.interests.subs_rx.lock().expect("interest lock").take() else {
         return;
     };
     let mut subs = futures_util::stream::SelectAll::new();
     subs.push(a.boxed());
     subs.push(b.boxed());
-    let rooms_prefix = bp.cfg.rooms_prefix();
+    let (rooms_prefix, dms_prefix) = (bp.cfg.rooms_prefix(), bp.cfg.dms_prefix());
     loop {
         let first = tokio::select! {
             Some((sub, ended)) = new_subs.recv() => {
@@ -535,11 +543,12 @@ async fn receive_loop(shared: Arc<Shared>, bp: Arc<Backplane>, client: async_nat
                 _ => break,
             }
         }
-        let (rooms, others): (Vec<_>, Vec<_>) = ready
-            .into_iter()
-            .partition(|m| m.subject.as_str().starts_with(&rooms_prefix));
-        if !rooms.is_empty() {
-            room_messages(&shared, &bp, rooms);
+        let (scoped, others): (Vec<_>, Vec<_>) = ready.into_iter().partition(|m| {
+            let s = m.subject.as_str();
+            s.starts_with(&rooms_prefix) || s.starts_with(&dms_prefix)
+        });
+        if !scoped.is_empty() {
+            scoped_messages(&shared, &bp, scoped);
         }
         for m in others {
             let Some(from) = m.subject.as_str().rsplit('.').next().map(str::to_string) else {
@@ -561,7 +570,7 @@ async fn receive_loop(shared: Arc<Shared>, bp: Arc<Backplane>, client: async_nat
                     .and_then(|h| h.get(name))
                     .and_then(|v| v.as_str().parse::<u64>().ok())
             };
-            let (incarnation, prev) = (header(INCARNATION), header(rooms::PREV));
+            let (incarnation, prev) = (header(INCARNATION), header(interest::PREV));
             heard(&shared, &bp, &from, msg, incarnation, prev);
         }
     }
@@ -570,35 +579,50 @@ async fn receive_loop(shared: Arc<Shared>, bp: Arc<Backplane>, client: async_nat
 /// Messages taken from the subscriptions at once, at most.
 const RECEIVE_BATCH: usize = 10_000;
 
-/// Live room messages: applied in order; a gap makes the room backfill.
-fn room_messages(shared: &Shared, bp: &Arc<Backplane>, messages: Vec<async_nats::Message>) {
+/// Live room and direct messages: applied in order; a gap makes the scope backfill.
+fn scoped_messages(shared: &Shared, bp: &Arc<Backplane>, messages: Vec<async_nats::Message>) {
     let mut gaps = Vec::new();
     let mut n = 0;
     shared.run(|core, out| {
         for m in &messages {
-            let Some((origin, ops)) = rooms::decode_room(m) else {
-                tracing::warn!(subject = %m.subject, "undecodable room message on the backplane");
+            let Some((origin, ops)) = interest::decode_scoped(m) else {
+                tracing::warn!(subject = %m.subject, "undecodable message on the backplane");
                 continue;
             };
             n += ops.len() as u64;
-            let room = ops.first().and_then(|op| match &op.body {
-                switchboard_proto::ops::OpBody::Message { msg, .. } => msg.room.clone(),
-                _ => None,
-            });
+            let scopes = ops.first().map(scopes_of).unwrap_or_default();
             if core
-                .apply_room_messages(&origin, rooms::prev_of(m), ops, true, out)
+                .apply_scoped(&origin, interest::prev_of(m), ops, true, out)
                 .is_err()
             {
-                gaps.extend(room.map(|r| switchboard_proto::room_key(&r)));
+                gaps.extend(scopes);
             }
         }
         bp.unpark(core, out);
     });
-    bp.rooms.received.fetch_add(n, Relaxed);
+    bp.interests.received.fetch_add(n, Relaxed);
     gaps.sort();
     gaps.dedup();
-    for key in gaps {
-        bp.backfill(key);
+    for scope in gaps {
+        bp.backfill(scope);
+    }
+}
+
+/// The scopes that bring an op here: its room, or the two users of its conversation.
+fn scopes_of(op: &Op) -> Vec<interest::Scope> {
+    use interest::Scope;
+    let switchboard_proto::ops::OpBody::Message { msg, .. } = &op.body else {
+        return Vec::new();
+    };
+    match &msg.room {
+        Some(_) => vec![Scope::Room(msg.stream.clone())],
+        None => {
+            let to = msg.to.as_deref().unwrap_or_default();
+            vec![
+                Scope::User(switchboard_proto::name_key(&msg.from)),
+                Scope::User(switchboard_proto::name_key(to)),
+            ]
+        }
     }
 }
 
@@ -710,8 +734,12 @@ async fn tick_loop(shared: Arc<Shared>, bp: Arc<Backplane>) {
                     .lock()
                     .expect("members lock")
                     .expire(now_ms(), bp.down_after.as_millis() as u64);
-                let local = shared.core.lock().expect("core lock").local_rooms();
-                bp.forget_idle_rooms(&local, now_ms());
+                let local = {
+                    let core = shared.core.lock().expect("core lock");
+                    let rooms = core.local_rooms().into_iter().map(interest::Scope::Room);
+                    rooms.chain(core.local_users().into_iter().map(interest::Scope::User)).collect()
+                };
+                bp.review_interest(local, now_ms());
                 shared.run(|core, out| {
                     for node in &gone {
                         tracing::info!(%node, "backplane member down");

@@ -270,6 +270,7 @@ impl Irc {
                 }
             }
         };
+        self.shared.prepare_user(&name).await;
         let taste = super::fanout::IrcTaste::new(&name, self.variant());
         let outbox = Arc::new(Outbox::for_irc(self.shared.cfg.outbox_bytes, taste));
         self.shared
