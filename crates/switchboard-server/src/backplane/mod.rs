@@ -505,7 +505,7 @@ async fn send_loop(bp: Arc<Backplane>, client: async_nats::Client) {
 ///
 /// One task reads every subscription, so that order holds between them: whatever is ready
 /// is taken at once, and room messages are applied before anything else in it, vouches
-/// included (rooms.rs says why that is enough).
+/// included (interest.rs says why that is enough).
 async fn receive_loop(shared: Arc<Shared>, bp: Arc<Backplane>, client: async_nats::Client) {
     let all = format!("sb.{}.all.*", bp.cfg.cluster);
     let inbox = format!("sb.{}.to.{}.*", bp.cfg.cluster, bp.node);
@@ -718,7 +718,7 @@ async fn tick_loop(shared: Arc<Shared>, bp: Arc<Backplane>) {
         tokio::select! {
             _ = beat.tick() => {
                 let (clock, mut vv) = shared.core.lock().expect("core lock").heartbeat();
-                // What others hold of this node counts its global ops only (rooms.rs).
+                // What others hold of this node counts its global ops only (interest.rs).
                 let clock = bp.vouchable(clock);
                 vv.insert(bp.node.clone(), bp.last_global.load(Relaxed));
                 let mut members = vec![Member { node: bp.node.clone(), url: bp.url.clone() }];
