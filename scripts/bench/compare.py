@@ -237,6 +237,16 @@ def suite(targets, quick):
                  backplane="nats")
         nf["label"] = "nats-cluster-fanout-max"
         results.append(nf)
+        # Rooms local to nodes: three rooms, each with its members and senders on one node.
+        # On the mesh every node still stores and processes every room's messages; on NATS
+        # each node receives only its own room's (docs/cluster.md, "Rooms and conversations
+        # by interest").
+        for bp, label in [("mesh", "cluster-fanout-rooms"), ("nats", "nats-cluster-fanout-rooms")]:
+            lr = run("switchboard", 3, "fanout", ["--members", members - members % 3, "--senders", 9,
+                                                  "--rooms", 3, "--messages", messages, "--size", 100],
+                     backplane=bp)
+            lr["label"] = label
+            results.append(lr)
     return results
 
 
@@ -288,7 +298,9 @@ def table(results, targets):
                         ("cluster-dm-10k", ["messages_per_s", "p50_ms", "p99_ms", "p999_ms", "lost"]),
                         ("cluster-fanout-max", ["deliveries_per_s", "p50_ms", "p99_ms", "lost"]),
                         ("nats-cluster-dm-10k", ["messages_per_s", "p50_ms", "p99_ms", "p999_ms", "lost"]),
-                        ("nats-cluster-fanout-max", ["deliveries_per_s", "p50_ms", "p99_ms", "lost"])]:
+                        ("nats-cluster-fanout-max", ["deliveries_per_s", "p50_ms", "p99_ms", "lost"]),
+                        ("cluster-fanout-rooms", ["deliveries_per_s", "p50_ms", "p99_ms", "lost"]),
+                        ("nats-cluster-fanout-rooms", ["deliveries_per_s", "p50_ms", "p99_ms", "lost"])]:
         r = by.get(("switchboard", label))
         if r:
             shown = "failed: " + r["error"] if "error" in r else ", ".join(f"{k} {fmt(r.get(k))}" for k in keys)

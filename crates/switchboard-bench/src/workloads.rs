@@ -255,6 +255,28 @@ pub struct FanoutArgs {
     /// Room (channel, subject) name; a fresh one per run keeps runs independent.
     #[arg(long, default_value = "bench")]
     pub room: String,
+    /// Rooms: member i is in room `ROOM-(i mod R)` (with one room, just ROOM). With as many
+    /// rooms as servers, each room's members are all on one server (client i connects to
+    /// server i mod n): rooms local to nodes, where interest-based routing pays.
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+}
+
+impl FanoutArgs {
+    /// The room of member `i`.
+    fn room_of(&self, i: usize) -> String {
+        if self.rooms <= 1 {
+            self.room.clone()
+        } else {
+            format!("{}-{}", self.room, i % self.rooms)
+        }
+    }
+
+    /// How many senders share member `i`'s room.
+    fn senders_with(&self, i: usize) -> usize {
+        let rooms = self.rooms.max(1);
+        (0..self.senders).filter(|s| s % rooms == i % rooms).count()
+    }
 }
 
 /// N members in one room, S of them sending M messages each: deliveries per second and
@@ -267,16 +289,17 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
     let mut receivers = Vec::new();
     let mut expected_total = 0;
     for (i, (mut tx, mut rx)) in conns.into_iter().enumerate() {
-        proto::join(t.kind, &mut tx, &mut rx, &a.room).await?;
-        let from_others = a.senders.saturating_sub(usize::from(i < a.senders)) * a.messages;
+        proto::join(t.kind, &mut tx, &mut rx, &a.room_of(i)).await?;
+        let senders_here = a.senders_with(i);
+        let from_others = senders_here.saturating_sub(usize::from(i < a.senders)) * a.messages;
         let expected = if t.kind.echoes() {
-            (a.senders * a.messages) as u64
+            (senders_here * a.messages) as u64
         } else {
             from_others as u64
         };
         expected_total += expected;
         if i < a.senders {
-            senders.push(tx);
+            senders.push((tx, a.room_of(i)));
         } else {
             // Kept open: dropping a TCP write half shuts it down, and IRC and NATS servers
             // take that for the client leaving.
@@ -284,7 +307,6 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
         }
         receivers.push(tokio::spawn(receive_loop(rx, expected, clock, None)));
     }
-    let senders = senders.into_iter().map(|tx| (tx, a.room.clone())).collect();
     let spec = Sending {
         kind: t.kind,
         frame: proto::room_message,
@@ -297,6 +319,7 @@ pub async fn fanout(t: &Target, a: &FanoutArgs, pid: Option<u32>) -> anyhow::Res
     r.set("target", t.kind.name());
     r.set("servers", t.servers.len());
     r.set("members", a.members);
+    r.set("rooms", a.rooms.max(1));
     r.set("senders", a.senders);
     r.set("messages", a.messages);
     r.set("size", a.size);

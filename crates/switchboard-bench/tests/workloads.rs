@@ -72,6 +72,7 @@ async fn every_workload_runs_against_one_node_without_losses() {
         size: 100,
         rate: 0,
         room: "fan".into(),
+        rooms: 1,
     };
     let r = workloads::fanout(&t, &f, pid).await.unwrap();
     assert_eq!(int(&r, "lost"), 0, "{}", r.json());
@@ -130,9 +131,20 @@ async fn fanout_and_dm_spread_over_a_cluster() {
         size: 100,
         rate: 0,
         room: "spread".into(),
+        rooms: 1,
     };
     let r = workloads::fanout(&t, &f, None).await.unwrap();
     assert_eq!(int(&r, "lost"), 0, "{}", r.json());
+    // Two rooms, one per node (member i on node i mod 2, in room i mod 2): each member gets
+    // the messages of its own room's sender only.
+    let local = FanoutArgs {
+        rooms: 2,
+        room: "local".into(),
+        ..f.clone()
+    };
+    let r = workloads::fanout(&t, &local, None).await.unwrap();
+    assert_eq!(int(&r, "lost"), 0, "{}", r.json());
+    assert_eq!(int(&r, "deliveries"), 10 * 30);
     let d = DmArgs {
         pairs: 3,
         messages: 30,
