@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::shared::Shared;
 
+/// How far the stored Lamport clock runs ahead of the clock (see `run`).
+const CLOCK_LEASE: u64 = 100_000;
+
 /// How long to wait before retrying a failed write. Ops stay queued, in order, meanwhile.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -45,10 +48,14 @@ fn run(shared: &Shared, doorbell: &Receiver<()>) {
         if batch.is_empty() {
             let mut core = shared.core.lock().expect("core lock");
             batch = core.take_ops();
-            clock = core.clock();
-            // The clock moved with no op to store (heard from peers): store it alone, for
-            // the node vouches only for a stored clock. A node that receives only some rooms
-            // (on NATS) may have nothing else to write for a long time.
+            // A lease: the clock stored runs ahead of the clock, so that a clock heard from
+            // peers is covered by the last store for a while. A restarted node starts from
+            // the lease, above anything it vouched for; its stamps jump, which orders
+            // nothing wrongly.
+            clock = core.clock().saturating_add(CLOCK_LEASE);
+            // The clock moved past the lease with no op to store (heard from peers): store
+            // it alone, for the node vouches only for a stored clock. A node that receives
+            // only some rooms (on NATS) may have nothing else to write for a long time.
             clock_only = batch.is_empty() && core.clock_unsaved();
         }
         if batch.is_empty() && !clock_only {
