@@ -447,9 +447,10 @@ impl Core {
     /// Queues an op for the store writer and records what waits for it.
     pub(crate) fn push_op(&mut self, op: Op, pending: Pending) {
         let remote = op.meta.origin != self.cfg.node;
-        // With scoped streams another node's room message or direct message is not part of
-        // its version vector, which counts only what every node receives (scoped.rs).
-        if !(self.scoped && remote && pending.is_scoped()) {
+        // With scoped streams a room message or direct message is not part of its origin's
+        // version vector, which counts only what every node receives (scoped.rs); this
+        // node's own entry too, or peers would always seem to lack its scoped messages.
+        if !(self.scoped && pending.is_scoped()) {
             let held = self.vv.entry(op.meta.origin.clone()).or_insert(0);
             *held = (*held).max(op.meta.oseq);
         }

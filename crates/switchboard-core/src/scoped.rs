@@ -37,12 +37,14 @@ impl Core {
     /// origin's global ops. Called once, before any op.
     pub fn scope_streams(&mut self, global_vv: BTreeMap<String, u64>) {
         self.scoped = true;
-        let own = self.vv.get(&self.cfg.node).copied();
         self.vv = global_vv;
-        if let Some(own) = own {
-            self.vv.insert(self.cfg.node.clone(), own);
-        }
+        // This node's own entry of `stored` still counts every op it wrote: its publisher
+        // reads from there what it has yet to publish.
+        let own = self.stored.get(&self.cfg.node).copied();
         self.stored = self.vv.clone();
+        if let Some(own) = own {
+            self.stored.insert(self.cfg.node.clone(), own);
+        }
     }
 
     /// Global ops of `origin` that follow its global op `prev`, in order.

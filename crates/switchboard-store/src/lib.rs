@@ -107,6 +107,9 @@ pub trait Store: Send + Sync {
     /// Every stored op of any origin past the version vector `vv` (origin -> highest oseq the
     /// asker holds), each origin's in oseq order, at most `limit` in all: what a peer lacks.
     fn ops_since(&self, vv: &BTreeMap<String, u64>, limit: usize) -> Result<Vec<Op>, StoreError>;
+    /// The stored ops of one origin after `after`, in oseq order, at most `limit`: what a
+    /// node republishes of its own, or sends a peer of its own (the NATS backplane).
+    fn ops_of(&self, origin: &str, after: u64, limit: usize) -> Result<Vec<Op>, StoreError>;
     /// Each origin's highest stored global op (not a room message, nor a direct message to
     /// a recipient who was online): the version vector of a node whose messages travel by
     /// interest (`Core::scope_streams`).

@@ -180,8 +180,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn ops_of(&self, origin: &str, after: u64, limit: usize) -> Result<Vec<Op>, StoreError> {
+        let s = self.state.lock().expect("state lock");
+        Ok(s.log
+            .range((origin.to_string(), after + 1)..=(origin.to_string(), u64::MAX))
+            .take(limit)
+            .map(|(_, op)| op.clone())
+            .collect())
+    }
+
     fn global_vv(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let s = self.state.lock().expect("memory store lock");
+        let s = self.state.lock().expect("state lock");
         let mut vv = BTreeMap::new();
         for op in s.log.values() {
             if !switchboard_core::Core::is_scoped(op) {

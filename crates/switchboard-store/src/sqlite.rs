@@ -446,6 +446,13 @@ impl Store for SqliteStore {
         self.checkpoint()
     }
 
+    fn ops_of(&self, origin: &str, after: u64, limit: usize) -> Result<Vec<Op>, StoreError> {
+        let c = self.reader()?;
+        let result = origin_ops(&c, origin, after.min(i64::MAX as u64) as i64, limit);
+        self.give_back(c);
+        result
+    }
+
     fn global_vv(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let c = self.reader()?;
         let result = c
@@ -522,54 +529,62 @@ fn ops_since(
         if head <= after || out.len() >= limit {
             continue;
         }
-        let n = (limit - out.len()) as i64;
-        let mut ops: Vec<Op> = Vec::new();
-        let mut st = c.prepare_cached(&format!(
+        let n = limit - out.len();
+        let ops = origin_ops(c, &origin, after, n)?;
+        out.extend(ops);
+    }
+    Ok(out)
+}
+
+/// One origin's stored ops (messages and others) after `after`, in oseq order, at most `n`.
+fn origin_ops(c: &Connection, origin: &str, after: i64, n: usize) -> Result<Vec<Op>, StoreError> {
+    let n = n as i64;
+    let mut ops: Vec<Op> = Vec::new();
+    let mut st =
+        c.prepare_cached(&format!(
             "SELECT {cols}, (SELECT user FROM inbox i WHERE i.origin = m.origin AND i.oseq = m.oseq)
              FROM messages m WHERE origin = ?1 AND oseq > ?2 ORDER BY oseq LIMIT ?3",
             cols = MSG_COLS.replace(", ", ", m.").replacen("stream", "m.stream", 1)
         ))?;
-        let rows = st.query_map(params![origin, after, n], |row| {
-            let msg = message_at(row, 0)?;
-            let queued_for: Option<String> = row.get(10)?;
-            Ok(Op {
-                meta: OpMeta {
-                    origin: msg.origin.clone(),
-                    oseq: msg.oseq,
-                    lamport: msg.lamport,
-                },
-                body: OpBody::Message { msg, queued_for },
-            })
-        })?;
-        for op in rows {
-            ops.push(op?);
-        }
-        let mut st = c.prepare_cached(
+    let rows = st.query_map(params![origin, after, n], |row| {
+        let msg = message_at(row, 0)?;
+        let queued_for: Option<String> = row.get(10)?;
+        Ok(Op {
+            meta: OpMeta {
+                origin: msg.origin.clone(),
+                oseq: msg.oseq,
+                lamport: msg.lamport,
+            },
+            body: OpBody::Message { msg, queued_for },
+        })
+    })?;
+    for op in rows {
+        ops.push(op?);
+    }
+    let mut st = c.prepare_cached(
             "SELECT oseq, lamport, body FROM ops WHERE origin = ?1 AND oseq > ?2 ORDER BY oseq LIMIT ?3",
         )?;
-        let rows = st.query_map(params![origin, after, n], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (oseq, lamport, body) = row?;
-            ops.push(Op {
-                meta: OpMeta {
-                    origin: origin.clone(),
-                    oseq: oseq as u64,
-                    lamport: lamport as u64,
-                },
-                body: serde_json::from_str(&body)?,
-            });
-        }
-        ops.sort_by_key(|op| op.meta.oseq);
-        ops.truncate(n as usize);
-        out.extend(ops);
+    let rows = st.query_map(params![origin, after, n], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (oseq, lamport, body) = row?;
+        ops.push(Op {
+            meta: OpMeta {
+                origin: origin.to_string(),
+                oseq: oseq as u64,
+                lamport: lamport as u64,
+            },
+            body: serde_json::from_str(&body)?,
+        });
     }
-    Ok(out)
+    ops.sort_by_key(|op| op.meta.oseq);
+    ops.truncate(n as usize);
+    Ok(ops)
 }
 
 /// A contact register: the later (Lamport, origin) wins; a delete stores a tombstone (NULL).

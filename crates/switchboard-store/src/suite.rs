@@ -401,6 +401,15 @@ fn global_vector(store: &dyn Store) {
     assert_eq!(vv.get("x"), Some(&3));
     assert_eq!(vv.get("y"), None);
     assert_eq!(store.load("n1").unwrap().vv.get("x"), Some(&4));
+    // One origin's ops after a point, of every kind, in order.
+    let seqs = |after, limit| -> Vec<u64> {
+        let ops = store.ops_of("x", after, limit).unwrap();
+        ops.iter().map(|o| o.meta.oseq).collect()
+    };
+    assert_eq!(seqs(1, 2), [2, 3]);
+    assert_eq!(seqs(0, 10), [1, 2, 3, 4]);
+    assert!(seqs(4, 10).is_empty());
+    assert!(store.ops_of("z", 0, 10).unwrap().is_empty());
 }
 
 #[test]

@@ -13,8 +13,8 @@
 //! - **Interest** starts when a user of this node joins a room, or signs in
 //!   ([`Backplane::ensure`], awaited before the request reaches the core): the node
 //!   subscribes, then backfills what it lacks of the scope from the stream, so that the join's
-//!   cursor, the welcome's conversations and the history the node serves are whole. (A check
-//!   every 100 ms catches any local room or user without interest.) Interest ends a while
+//!   cursor, the welcome's conversations and the history the node serves are whole. (A review
+//!   every second catches any local room or user without interest.) Interest ends a while
 //!   (`--backplane-room-idle-secs`) after the last local member or session left.
 //! - **Backfill** reads the scope's subjects from the stream with ordered consumers, from a
 //!   little before the node last had the scope whole (or from the start), and applies what it

@@ -200,24 +200,13 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
                 // Not handed over (dropped on a full queue, or from before a restart or an
                 // outage): read it back from the store.
                 ready.clear();
-                let want = {
-                    let core = shared.core.lock().expect("core lock");
-                    let mut vv = BTreeMap::new();
-                    vv.insert(me.clone(), next - 1);
-                    super::own_only(&core, &me, &vv)
-                };
-                let store = shared.store.clone();
-                let ops =
-                    tokio::task::spawn_blocking(move || store.ops_since(&want, PUBLISH_BATCH))
+                let (store, me) = (shared.store.clone(), me.clone());
+                batch =
+                    tokio::task::spawn_blocking(move || store.ops_of(&me, next - 1, PUBLISH_BATCH))
                         .await
                         .ok()
                         .and_then(Result::ok)
                         .unwrap_or_default();
-                batch = ops
-                    .into_iter()
-                    .filter(|o| o.meta.origin == me)
-                    .take_while(|o| o.meta.oseq >= next)
-                    .collect();
             }
             if batch.is_empty() {
                 bp.unpublished

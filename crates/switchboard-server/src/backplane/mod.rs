@@ -221,26 +221,27 @@ impl Backplane {
         };
         let me = self.clone();
         tokio::spawn(async move {
-            let mut want = own_only(&shared.core.lock().expect("core lock"), &me.node, &vv);
             // The asker's newest global op of ours: what the first batch follows.
             let mut prev = vv.get(&me.node).copied().unwrap_or(0);
+            let mut after = prev;
             let store = shared.store.clone();
             let subject = me.cfg.to(&node, &me.node);
             loop {
-                let (s, w) = (store.clone(), want.clone());
-                let ops = tokio::task::spawn_blocking(move || s.ops_since(&w, CATCH_UP_BATCH))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or_default();
-                // Room and direct messages reach the asker by its interest (interest.rs).
-                let Some(last) = ops.iter().rev().find(|o| o.meta.origin == me.node) else {
+                let (s, origin) = (store.clone(), me.node.clone());
+                let ops =
+                    tokio::task::spawn_blocking(move || s.ops_of(&origin, after, CATCH_UP_BATCH))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
+                let Some(last) = ops.last() else {
                     break;
                 };
-                want.insert(me.node.clone(), last.meta.oseq);
+                after = last.meta.oseq;
+                // Room and direct messages reach the asker by its interest (interest.rs).
                 let ops: Vec<Op> = ops
                     .into_iter()
-                    .filter(|o| o.meta.origin == me.node && !switchboard_core::Core::is_scoped(o))
+                    .filter(|o| !switchboard_core::Core::is_scoped(o))
                     .collect();
                 let Some(next_prev) = ops.last().map(|o| o.meta.oseq) else {
                     continue;
@@ -386,23 +387,6 @@ impl Backplane {
         }
         s
     }
-}
-
-/// A version vector asking the store for `me`'s ops only: every other origin at the most the
-/// store can hold (SQLite integers are signed).
-fn own_only(
-    core: &switchboard_core::Core,
-    me: &str,
-    vv: &BTreeMap<String, u64>,
-) -> BTreeMap<String, u64> {
-    let mut want: BTreeMap<String, u64> = core
-        .version_vector()
-        .into_keys()
-        .chain(vv.keys().cloned())
-        .map(|o| (o, i64::MAX as u64))
-        .collect();
-    want.insert(me.to_string(), vv.get(me).copied().unwrap_or(0));
-    want
 }
 
 /// Connects to NATS and runs the transport until shutdown.
@@ -713,6 +697,7 @@ fn apply_global(
 async fn tick_loop(shared: Arc<Shared>, bp: Arc<Backplane>) {
     let mut beat = tokio::time::interval(bp.heartbeat_every);
     let mut check = tokio::time::interval(Duration::from_millis(100));
+    let mut reviews = 0u64;
     let mut conn = bp.connected.subscribe();
     loop {
         tokio::select! {
@@ -734,12 +719,17 @@ async fn tick_loop(shared: Arc<Shared>, bp: Arc<Backplane>) {
                     .lock()
                     .expect("members lock")
                     .expire(now_ms(), bp.down_after.as_millis() as u64);
-                let local = {
-                    let core = shared.core.lock().expect("core lock");
-                    let rooms = core.local_rooms().into_iter().map(interest::Scope::Room);
-                    rooms.chain(core.local_users().into_iter().map(interest::Scope::User)).collect()
-                };
-                bp.review_interest(local, now_ms());
+                reviews += 1;
+                if reviews.is_multiple_of(10) {
+                    // Once a second: interest that ended, or that a path into the core missed.
+                    let local = {
+                        let core = shared.core.lock().expect("core lock");
+                        let rooms = core.local_rooms().into_iter().map(interest::Scope::Room);
+                        let users = core.local_users().into_iter().map(interest::Scope::User);
+                        rooms.chain(users).collect()
+                    };
+                    bp.review_interest(local, now_ms());
+                }
                 shared.run(|core, out| {
                     for node in &gone {
                         tracing::info!(%node, "backplane member down");
