@@ -48,6 +48,9 @@ use crate::conn::now_ms;
 /// clock skew between this node and the NATS servers, and messages in flight then.
 const MARGIN: Millis = 120_000;
 
+/// How long a dropped scope's time is kept to start a later backfill from.
+const DROPPED_KEPT: Millis = 24 * 3600 * 1000;
+
 /// Most a join or sign-in waits for its backfill before going ahead with what the node has.
 const BACKFILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -82,7 +85,7 @@ struct Interest {
     ends: Vec<oneshot::Sender<()>>,
     /// True once the first backfill is done.
     ready: watch::Sender<bool>,
-    /// Since when the room has had no local member.
+    /// Since when the scope has had no local member or session.
     idle_since: Option<Millis>,
     /// A backfill is running; `again` asks for one more after it.
     backfilling: bool,
@@ -376,6 +379,9 @@ impl Backplane {
                     }
                 }
             }
+            // A scope dropped a day ago is read from its start if it comes back: the map stays
+            // the size of a day's comings and goings.
+            dropped.retain(|_, at| now.saturating_sub(*at) < DROPPED_KEPT);
             missing.extend(local.into_iter().filter(|s| !interest.contains_key(s)));
         }
         for scope in missing {
