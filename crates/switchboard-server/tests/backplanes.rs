@@ -56,6 +56,14 @@ impl Net {
         s
     }
 
+    /// A node with the seed programs' gateways open (seed 002's relay listener too).
+    async fn node_with_gateways(&mut self, name: &'static str) -> TestServer {
+        let seeds = self.seed.iter().cloned().collect();
+        let s = TestServer::start_with_contacts(self.config(name, seeds)).await;
+        self.seed.get_or_insert(format!("ws://{}", s.addr));
+        s
+    }
+
     async fn node_in(&mut self, name: &'static str, dir: &Path) -> TestServer {
         let seeds = self.seed.iter().cloned().collect();
         let s = TestServer::start_in(dir, self.config(name, seeds)).await;
@@ -107,7 +115,70 @@ on_both!(
     one_directory_across_nodes,
     concurrent_senders_on_three_nodes_are_seen_in_one_order_everywhere,
     contact_books_and_the_irc_face_span_the_nodes,
+    the_seed_programs_clients_span_the_nodes,
 );
+
+/// The seed programs' clients on one node and a native user on another: seed 001's lobby
+/// (a room) and seed 002's relay (messages by name).
+async fn the_seed_programs_clients_span_the_nodes(kind: Kind) {
+    use common::seeds::*;
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut net = Net::new(kind).await;
+    let a = net.node_with_gateways("a").await;
+    let b = net.node("b").await;
+    wait_view(&a, "a sees b", all_up(&["b"])).await;
+    let mut nia = b.client("nia").await;
+    nia.join("lobby").await.unwrap();
+    let mut tunde = seed001(a.addr, "tunde").await;
+    tunde
+        .send(Message::text("hello from seed 001"))
+        .await
+        .unwrap();
+    let m = next_message(&mut nia).await;
+    assert_eq!(
+        (m.from.as_str(), m.text.as_str()),
+        ("tunde", "hello from seed 001")
+    );
+    nia.say(switchboard_client::Target::Room("lobby"), "hi tunde")
+        .await
+        .unwrap();
+    let mut heard = next_text(&mut tunde).await;
+    if heard.starts_with("tunde:") {
+        // Its own line comes back first.
+        heard = next_text(&mut tunde).await;
+    }
+    assert_eq!(heard, "nia: hi tunde");
+
+    // A relay client registers on a; nia, on b, writes to it by name once b has heard it is
+    // online, and it answers by name.
+    let relay = a.relay_addr.unwrap();
+    let own = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own_addr = own.local_addr().unwrap();
+    assert_eq!(
+        relay_send(relay, &format!("{own_addr}$$zoe$$INIT#")).await,
+        "SUCCESS\n"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while nia
+        .say(switchboard_client::Target::User("zoe"), "hello zoe")
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "b never heard of zoe");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(relay_inbox(&own).await, "nia$$zoe$$hello zoe#");
+    assert_eq!(relay_send(relay, "zoe$$nia$$hello nia#").await, "");
+    let from_zoe = nia
+        .wait_for(WAIT, |m| match m {
+            switchboard_proto::ServerMsg::Message(m) if m.from == "zoe" => Some(m.text.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(from_zoe, "hello nia");
+}
 
 /// Contact books replicate, and an IRC client on one node hears a native client on another.
 async fn contact_books_and_the_irc_face_span_the_nodes(kind: Kind) {

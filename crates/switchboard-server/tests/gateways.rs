@@ -3,32 +3,11 @@
 
 mod common;
 
+use common::seeds::*;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use switchboard_client::Target;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn seed001(addr: std::net::SocketAddr, name: &str) -> Ws {
-    let url = format!("ws://{addr}/ws?name={name}");
-    tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .unwrap()
-        .0
-}
-
-/// The next text frame.
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(_)) => continue,
-            other => panic!("closed: {other:?}"),
-        }
-    }
-}
 
 #[tokio::test]
 async fn seed_001_clients_meet_native_users_in_the_lobby() {
@@ -177,26 +156,6 @@ async fn seed_003_json_clients_meet_native_users_in_the_lobby() {
     assert_eq!(left, "neo");
 }
 
-/// Sends one seed 002 message on its own connection; returns what the server answered.
-async fn relay_send(server: std::net::SocketAddr, text: &str) -> String {
-    relay_send_from("127.0.0.1", server, text).await
-}
-
-/// The next message dialled to a relay client's own listener.
-async fn relay_inbox(listener: &tokio::net::TcpListener) -> String {
-    use tokio::io::AsyncReadExt;
-    let (mut s, _) = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut text = String::new();
-    tokio::time::timeout(WAIT, s.read_to_string(&mut text))
-        .await
-        .unwrap()
-        .unwrap();
-    text
-}
-
 #[tokio::test]
 async fn seed_002_relay_clients_and_native_users_talk_by_name() {
     let s = TestServer::start_with_contacts(|_| {}).await;
@@ -319,19 +278,6 @@ async fn seed_003_console_clients_speak_raw_json_after_their_request() {
     // The browser page and WebSocket clients still work on the same port.
     let (code, _) = http_get(s.addr, "/healthz").await;
     assert_eq!(code, 200);
-}
-
-/// Sends one seed 002 message from a given source address.
-async fn relay_send_from(source: &str, server: std::net::SocketAddr, text: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-    let mut s = socket.connect(server).await.unwrap();
-    s.write_all(text.as_bytes()).await.unwrap();
-    s.shutdown().await.unwrap();
-    let mut reply = String::new();
-    let _ = tokio::time::timeout(WAIT, s.read_to_string(&mut reply)).await;
-    reply
 }
 
 #[tokio::test]

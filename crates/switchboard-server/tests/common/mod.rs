@@ -5,6 +5,7 @@
 
 pub mod irc;
 pub mod nats;
+pub mod seeds;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
