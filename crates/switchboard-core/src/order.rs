@@ -65,7 +65,8 @@ impl Core {
 
     /// The clock this node can vouch for: every op of its own stamped at or below it has
     /// been handed to the links (own messages still waiting for the disk are not yet), and
-    /// it is on disk, so a restarted node never stamps below a clock it vouched for.
+    /// the disk holds a clock at least as high (the writer stores a lease ahead of the
+    /// clock), so a restarted node never stamps below a clock it vouched for.
     pub fn safe_clock(&self) -> u64 {
         let waiting = self
             .pending

@@ -19,7 +19,8 @@
 //!   `Core::deliver`), so they need no vouches.
 //!
 //! Vouches (order.rs) come only from the origin's connection: its heartbeats, its `clock`
-//! messages and its live room messages, which travel in one order. A global op does not
+//! messages and its live room messages (vouched for by the transport, per batch), which
+//! travel in one order. A global op does not
 //! vouch for its origin's clock here, as it does on the mesh: it comes through JetStream,
 //! possibly ahead of a room message the origin sent before it.
 //!
@@ -79,15 +80,14 @@ impl Core {
     /// stream, in its order. `prev`, when known, is the origin's message in that stream
     /// before the first one; each later one follows the one before it.
     ///
-    /// `live` says they come on the origin's own connection, in order with its vouches: then
-    /// each room message vouches for its origin's clock, as on the mesh. Messages read back
-    /// from the stream store (a backfill) do not: newer ones may still be on their way live.
+    /// They vouch for nothing: the transport vouches for their origin's clock once it knows
+    /// no earlier message of that origin can still come (see the server's
+    /// `backplane/interest.rs`); a backfill never does, newer ones may still be on their way.
     pub fn apply_scoped(
         &mut self,
         origin: &str,
         prev: Option<u64>,
         ops: Vec<Op>,
-        live: bool,
         out: &mut Vec<Effect>,
     ) -> Result<usize, Skipped> {
         let mut applied = 0;
@@ -113,9 +113,6 @@ impl Core {
             let msg = msg.clone();
             let pending = match &msg.room {
                 Some(room) => {
-                    if live {
-                        self.vouch(origin, op.meta.lamport);
-                    }
                     let pending = self.room_pending(room, &msg, frame);
                     if let Some(r) = self.rooms.get_mut(&msg.stream) {
                         r.received.insert(origin.to_string(), op.meta.oseq);

@@ -97,14 +97,8 @@ fn global_ops_skip_the_room_messages_a_node_does_not_receive_and_gaps_are_seen()
     );
 
     // The room message of r reaches bob once, whatever path brought it how often.
-    assert_eq!(
-        b.apply_scoped("a", None, in_r.clone(), true, &mut out),
-        Ok(1)
-    );
-    assert_eq!(
-        b.apply_scoped("a", None, in_r.clone(), false, &mut out),
-        Ok(0)
-    );
+    assert_eq!(b.apply_scoped("a", None, in_r.clone(), &mut out), Ok(1));
+    assert_eq!(b.apply_scoped("a", None, in_r.clone(), &mut out), Ok(0));
     let (_, delivered) = commit_all(&mut b);
     assert_eq!(texts(&delivered, 7), ["to r"]);
     assert_eq!(
@@ -116,10 +110,10 @@ fn global_ops_skip_the_room_messages_a_node_does_not_receive_and_gaps_are_seen()
     let mut second = in_s[0].clone();
     second.meta.oseq = 6;
     assert_eq!(
-        b.apply_scoped("a", Some(4), vec![second], true, &mut out),
+        b.apply_scoped("a", Some(4), vec![second], &mut out),
         Err(Skipped::Gap { have: 0 })
     );
-    assert_eq!(b.apply_scoped("a", None, in_s, false, &mut out), Ok(1));
+    assert_eq!(b.apply_scoped("a", None, in_s, &mut out), Ok(1));
 }
 
 #[test]

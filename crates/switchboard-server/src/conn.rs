@@ -273,7 +273,8 @@ impl Conn {
             }
             (None, Some(password)) => Auth::Register(password::hash(password).await?),
         };
-        self.shared.prepare_user(&name).await;
+        let guest = matches!(auth, Auth::Guest);
+        self.shared.prepare_user(&name, guest).await;
         self.shared
             .outboxes
             .write()

@@ -133,12 +133,17 @@ pub(crate) async fn run_texts(
     };
     let session = shared.next_session.fetch_add(1, Ordering::Relaxed);
     shared.prepare_room(LOBBY).await;
-    if let Some(first) = candidates(asked.as_deref(), addr).first() {
-        shared.prepare_user(first).await;
+    let first = candidates(asked.as_deref(), addr).into_iter().next();
+    if let Some(first) = &first {
+        shared.prepare_user(first, true).await;
     }
     let Some((name, outbox)) = sign_in(&shared, session, asked.as_deref(), addr) else {
         return;
     };
+    if first.as_deref() != Some(name.as_str()) {
+        // Another candidate was free: take it up now (the review every second would too).
+        shared.prepare_user(&name, true).await;
+    }
     tracing::info!(%name, session, ?seed, "seed client joined the lobby");
     if let Seed::Json { uuid } = &seed {
         // The original echoes the announcement to its sender too.

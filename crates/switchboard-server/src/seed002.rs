@@ -96,7 +96,7 @@ async fn handle(
     let reply = match fields.as_slice() {
         // `<clientAddr>$$<name>$$INIT`: an address first, so a chat text "INIT" is not one.
         [addr, name, "INIT"] if addr.contains(':') => {
-            shared.prepare_user(name).await;
+            shared.prepare_user(name, true).await;
             register(&shared, addr, name, peer)
         }
         [name, "OFFLINE"] => {

@@ -92,7 +92,6 @@ impl Shared {
         let _ = self.doorbell.try_send(());
     }
 
-    /// Carries out effects: queue frames, close sessions.
     /// Before a request reaches the core: on NATS, a join (or a room's history) first makes
     /// this node receive the room, so that the join's cursor and the history it serves are
     /// whole (backplane/interest.rs). Nothing to do on the mesh, where every node has every room.
@@ -121,16 +120,30 @@ impl Shared {
     /// Before a hello reaches the core: on NATS, this node first receives the user's
     /// conversations, so that the welcome lists them whole and no direct message to the user
     /// can miss this node once others hear the user is here (backplane/interest.rs).
-    pub async fn prepare_user(&self, name: &str) {
+    ///
+    /// `guest`: the name comes without a password, so the core refuses it when it is
+    /// registered; then there is nothing to prepare.
+    pub async fn prepare_user(&self, name: &str, guest: bool) {
         let Some(bp) = &self.cluster.backplane else {
             return;
         };
+        if guest
+            && self
+                .core
+                .lock()
+                .expect("core lock")
+                .account_hash(name)
+                .is_some()
+        {
+            return;
+        }
         if switchboard_proto::validate_name(name).is_ok() {
             let key = switchboard_proto::name_key(name);
             bp.ensure(crate::backplane::Scope::User(key)).await;
         }
     }
 
+    /// Carries out effects: queue frames, close sessions.
     pub fn execute(&self, core: &Core, effects: Vec<Effect>) {
         if effects.is_empty() {
             return;

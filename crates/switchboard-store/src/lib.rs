@@ -110,6 +110,9 @@ pub trait Store: Send + Sync {
     /// The stored ops of one origin after `after`, in oseq order, at most `limit`: what a
     /// node republishes of its own, or sends a peer of its own (the NATS backplane).
     fn ops_of(&self, origin: &str, after: u64, limit: usize) -> Result<Vec<Op>, StoreError>;
+    /// The newest message of `origin` in `stream` below oseq `before` (0: none): what a
+    /// node's first message in a stream this run follows, for its `Sb-Prev` (NATS).
+    fn prev_in_stream(&self, stream: &str, origin: &str, before: u64) -> Result<u64, StoreError>;
     /// Each origin's highest stored global op (not a room message, nor a direct message to
     /// a recipient who was online): the version vector of a node whose messages travel by
     /// interest (`Core::scope_streams`).

@@ -189,6 +189,16 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn prev_in_stream(&self, stream: &str, origin: &str, before: u64) -> Result<u64, StoreError> {
+        let s = self.state.lock().expect("state lock");
+        Ok(s.messages
+            .values()
+            .filter(|m| m.stream == stream && m.origin == origin && m.oseq < before)
+            .map(|m| m.oseq)
+            .max()
+            .unwrap_or(0))
+    }
+
     fn global_vv(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let s = self.state.lock().expect("state lock");
         let mut vv = BTreeMap::new();

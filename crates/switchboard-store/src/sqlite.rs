@@ -448,9 +448,21 @@ impl Store for SqliteStore {
 
     fn ops_of(&self, origin: &str, after: u64, limit: usize) -> Result<Vec<Op>, StoreError> {
         let c = self.reader()?;
-        let result = origin_ops(&c, origin, after.min(i64::MAX as u64) as i64, limit);
+        let after = after.min(i64::MAX as u64) as i64;
+        let result = origin_ops_marked(&c, origin, after, limit, true);
         self.give_back(c);
         result
+    }
+
+    fn prev_in_stream(&self, stream: &str, origin: &str, before: u64) -> Result<u64, StoreError> {
+        let c = self.reader()?;
+        let result = c.query_row(
+            "SELECT MAX(oseq) FROM messages WHERE stream = ?1 AND origin = ?2 AND oseq < ?3",
+            params![stream, origin, before.min(i64::MAX as u64) as i64],
+            |row| row.get::<_, Option<i64>>(0),
+        );
+        self.give_back(c);
+        Ok(result?.unwrap_or(0) as u64)
     }
 
     fn global_vv(&self) -> Result<BTreeMap<String, u64>, StoreError> {
@@ -538,17 +550,35 @@ fn ops_since(
 
 /// One origin's stored ops (messages and others) after `after`, in oseq order, at most `n`.
 fn origin_ops(c: &Connection, origin: &str, after: i64, n: usize) -> Result<Vec<Op>, StoreError> {
+    origin_ops_marked(c, origin, after, n, false)
+}
+
+/// [`origin_ops`]; with `mark_queued`, a direct message that was queued for an offline
+/// recipient says so even once delivered (its inbox row is gone): on NATS that makes it a
+/// global op wherever it is read back (`Core::is_scoped`).
+fn origin_ops_marked(
+    c: &Connection,
+    origin: &str,
+    after: i64,
+    n: usize,
+    mark_queued: bool,
+) -> Result<Vec<Op>, StoreError> {
     let n = n as i64;
     let mut ops: Vec<Op> = Vec::new();
-    let mut st =
-        c.prepare_cached(&format!(
-            "SELECT {cols}, (SELECT user FROM inbox i WHERE i.origin = m.origin AND i.oseq = m.oseq)
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {cols}, (SELECT user FROM inbox i WHERE i.origin = m.origin AND i.oseq = m.oseq),
+                 m.queued
              FROM messages m WHERE origin = ?1 AND oseq > ?2 ORDER BY oseq LIMIT ?3",
-            cols = MSG_COLS.replace(", ", ", m.").replacen("stream", "m.stream", 1)
-        ))?;
+        cols = MSG_COLS
+            .replace(", ", ", m.")
+            .replacen("stream", "m.stream", 1)
+    ))?;
     let rows = st.query_map(params![origin, after, n], |row| {
         let msg = message_at(row, 0)?;
-        let queued_for: Option<String> = row.get(10)?;
+        let mut queued_for: Option<String> = row.get(10)?;
+        if mark_queued && queued_for.is_none() && row.get::<_, bool>(11)? {
+            queued_for = msg.to.as_deref().map(switchboard_proto::name_key);
+        }
         Ok(Op {
             meta: OpMeta {
                 origin: msg.origin.clone(),

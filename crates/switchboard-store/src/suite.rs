@@ -410,6 +410,24 @@ fn global_vector(store: &dyn Store) {
     assert_eq!(seqs(0, 10), [1, 2, 3, 4]);
     assert!(seqs(4, 10).is_empty());
     assert!(store.ops_of("z", 0, 10).unwrap().is_empty());
+    // A queued message stays a global op once delivered (its inbox entry gone).
+    let delivered = Op {
+        meta: meta("x", 5, 6),
+        body: OpBody::InboxDelivered {
+            user: "bob".into(),
+            entries: vec![InboxEntry {
+                origin: "x".into(),
+                oseq: 3,
+            }],
+        },
+    };
+    store.append(&[delivered], 6).unwrap();
+    let queued = store.ops_of("x", 2, 1).unwrap();
+    assert!(!switchboard_core::Core::is_scoped(&queued[0]), "{queued:?}");
+    // The message of an origin in a stream before a given one.
+    assert_eq!(store.prev_in_stream("@alice:bob", "x", 4).unwrap(), 3);
+    assert_eq!(store.prev_in_stream("@alice:bob", "x", 3).unwrap(), 0);
+    assert_eq!(store.prev_in_stream("#general", "x", 9).unwrap(), 2);
 }
 
 #[test]

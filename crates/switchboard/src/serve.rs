@@ -120,8 +120,8 @@ pub struct ServeArgs {
         default_value = "switchboard"
     )]
     backplane_cluster: String,
-    /// Seconds a node keeps receiving a room on the backplane after its last local member
-    /// left.
+    /// Seconds a node on the backplane keeps receiving a room, or a user's conversations,
+    /// after its last local member or session left.
     #[arg(
         long,
         env = "SWITCHBOARD_BACKPLANE_ROOM_IDLE_SECS",

@@ -25,8 +25,9 @@ pub struct BackplaneConfig {
     pub replicas: usize,
     /// Namespaces the subjects and the stream, so that two chat services share one NATS.
     pub cluster: String,
-    /// How long a node keeps receiving a room after its last local member left (a user who
-    /// leaves and comes back soon, as IRC clients do, costs no backfill).
+    /// How long a node keeps receiving a room, or a user's conversations, after its last
+    /// local member or session left (one who comes back soon, as IRC clients part and join,
+    /// costs no backfill).
     pub room_idle: Duration,
 }
 

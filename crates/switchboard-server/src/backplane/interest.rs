@@ -94,6 +94,9 @@ struct Interest {
     whole_at: Option<Millis>,
     /// Subscriptions not yet made (a user's scope has two).
     subscribing: usize,
+    /// Tells this interest from an earlier one in the same scope, whose subscribing task may
+    /// still run.
+    generation: u64,
 }
 
 /// The scopes a node receives.
@@ -106,6 +109,7 @@ pub(super) struct Interests {
     /// Scoped messages received, live or by backfill.
     pub received: std::sync::atomic::AtomicU64,
     pub backfills: std::sync::atomic::AtomicU64,
+    generations: std::sync::atomic::AtomicU64,
 }
 
 impl Interests {
@@ -118,6 +122,7 @@ impl Interests {
             subs_rx: Mutex::new(Some(subs_rx)),
             received: Default::default(),
             backfills: Default::default(),
+            generations: Default::default(),
         }
     }
 
@@ -145,6 +150,7 @@ impl Backplane {
             } else {
                 let (ready, rx) = watch::channel(false);
                 let subjects = scope.subjects(&self.cfg);
+                let generation = self.interests.generations.fetch_add(1, Relaxed);
                 interest.insert(
                     scope.clone(),
                     Interest {
@@ -155,10 +161,11 @@ impl Backplane {
                         again: false,
                         whole_at: None,
                         subscribing: subjects.len(),
+                        generation,
                     },
                 );
                 let me = self.clone();
-                tokio::spawn(async move { me.subscribe(scope, subjects).await });
+                tokio::spawn(async move { me.subscribe(scope, subjects, generation).await });
                 rx
             }
         };
@@ -169,14 +176,14 @@ impl Backplane {
     }
 
     /// Subscribes to a scope's subjects, then backfills it.
-    async fn subscribe(self: Arc<Self>, scope: Scope, subjects: Vec<String>) {
+    async fn subscribe(self: Arc<Self>, scope: Scope, subjects: Vec<String>, generation: u64) {
         // A node that has not reached NATS yet subscribes once it has.
         let client = loop {
             if let Some(c) = self.client.get() {
                 break c.clone();
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            if !self.interested(&scope) {
+            if !self.interested(&scope, generation) {
                 return;
             }
         };
@@ -186,7 +193,7 @@ impl Backplane {
                     Ok(s) => break s,
                     Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
-                if !self.interested(&scope) {
+                if !self.interested(&scope, generation) {
                     return;
                 }
             };
@@ -194,11 +201,11 @@ impl Backplane {
             {
                 let mut interest = self.interests.interest.lock().expect("interest lock");
                 match interest.get_mut(&scope) {
-                    Some(i) => {
+                    Some(i) if i.generation == generation => {
                         i.ends.push(end);
-                        i.subscribing -= 1;
+                        i.subscribing = i.subscribing.saturating_sub(1);
                     }
-                    None => return,
+                    _ => return,
                 }
             }
             let _ = self.interests.subs.send((sub, ended));
@@ -206,12 +213,13 @@ impl Backplane {
         self.backfill(scope);
     }
 
-    fn interested(&self, scope: &Scope) -> bool {
+    fn interested(&self, scope: &Scope, generation: u64) -> bool {
         self.interests
             .interest
             .lock()
             .expect("interest lock")
-            .contains_key(scope)
+            .get(scope)
+            .is_some_and(|i| i.generation == generation)
     }
 
     /// Backfills `scope` from the stream, in a task; one at a time per scope (a request
@@ -242,6 +250,8 @@ impl Backplane {
         let me = self.clone();
         tokio::spawn(async move {
             let mut start = start;
+            // After a failure (NATS unreachable, the stream not made yet), retry backing off.
+            let mut delay = Duration::from_millis(100);
             loop {
                 let began = now_ms();
                 me.interests.backfills.fetch_add(1, Relaxed);
@@ -286,7 +296,8 @@ impl Backplane {
                 if gap {
                     start = None;
                 } else {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         });
@@ -329,8 +340,8 @@ impl Backplane {
             if let Some((origin, ops)) = decode_scoped(&m) {
                 let prev = start.and(prev_of(&m));
                 self.interests.received.fetch_add(ops.len() as u64, Relaxed);
-                let gap = shared
-                    .run(|core, out| core.apply_scoped(&origin, prev, ops, false, out).is_err());
+                let gap =
+                    shared.run(|core, out| core.apply_scoped(&origin, prev, ops, out).is_err());
                 if gap {
                     whole = false;
                     break;
@@ -366,6 +377,7 @@ impl Backplane {
                     i.idle_since = None;
                 } else if now.saturating_sub(*i.idle_since.get_or_insert(now)) >= idle
                     && !i.backfilling
+                    && i.subscribing == 0
                 {
                     gone.push(scope.clone());
                 }

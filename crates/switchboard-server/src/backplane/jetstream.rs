@@ -173,8 +173,20 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
                 continue;
             }
         };
-        bp.last_global.fetch_max(global, Relaxed);
-        let mut next = global.max(mark).max(bp.published.load(Relaxed)) + 1;
+        // The next global message follows the stream's last global op of this node.
+        bp.last_global.store(global, Relaxed);
+        // Where to start: what JetStream acknowledged in this run, else the mark kept in the
+        // nodes bucket, else (a node that never kept one) after its last global op. Not the
+        // newest of them: a global op may be in the stream while a message before it, whose
+        // acknowledgement failed, is not.
+        let published = bp.published.load(Relaxed);
+        let mut next = if published > 0 {
+            published
+        } else if mark > 0 {
+            mark
+        } else {
+            global
+        } + 1;
         if shared.core.lock().expect("core lock").stored_of(&me) >= next {
             // Ops from before a restart or an outage wait: no vouch may pass them.
             bp.unpublished
@@ -232,7 +244,11 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
                 }
                 continue;
             }
-            match publish(&js, &bp, &batch, &mut stream_prev).await {
+            if stream_prev.len() > STREAM_PREV_KEPT {
+                // Forgotten ones are read back from the store when needed.
+                stream_prev.clear();
+            }
+            match publish(&js, &bp, &shared, &batch, &mut stream_prev).await {
                 Ok(()) => {
                     let last = batch.last().expect("not empty").meta.oseq;
                     next = last + 1;
@@ -258,6 +274,10 @@ pub(super) async fn publisher(shared: Arc<Shared>, bp: Arc<Backplane>, client: a
 /// Most bytes of ops in one JetStream message (nats-server's default `max_payload` is 1 MiB).
 const MESSAGE_BYTES: usize = 256 * 1024;
 
+/// Streams whose last message the publisher remembers before it starts over (reading each
+/// one's back from the store when it next publishes there).
+const STREAM_PREV_KEPT: usize = 100_000;
+
 /// How often the publisher records in the nodes bucket how far it got.
 const MARK_EVERY: Duration = Duration::from_millis(500);
 
@@ -275,6 +295,7 @@ const MARK_EVERY: Duration = Duration::from_millis(500);
 async fn publish(
     js: &jetstream::Context,
     bp: &Backplane,
+    shared: &Shared,
     ops: &[Op],
     stream_prev: &mut HashMap<String, u64>,
 ) -> Result<(), async_nats::Error> {
@@ -291,8 +312,28 @@ async fn publish(
     let mut acks = Vec::new();
     let mut prevs = Vec::new();
     let mut last_global = bp.last_global.load(Relaxed);
+    // A stream's first message this run follows the newest one of this node in the store.
+    let unknown: Vec<(String, u64)> = streams
+        .iter()
+        .filter(|(stream, _)| !stream_prev.contains_key(*stream))
+        .map(|(stream, ops)| (stream.clone(), ops[0].meta.oseq))
+        .collect();
+    if !unknown.is_empty() {
+        let (store, me) = (shared.store.clone(), bp.node.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            unknown
+                .into_iter()
+                .map(|(stream, first)| {
+                    let prev = store.prev_in_stream(&stream, &me, first)?;
+                    Ok((stream, prev))
+                })
+                .collect::<Result<Vec<_>, switchboard_store::StoreError>>()
+        })
+        .await??;
+        stream_prev.extend(found);
+    }
     for (stream, ops) in &streams {
-        let prev = stream_prev.get(stream).copied();
+        let prev = stream_prev.get(stream).copied().unwrap_or(0);
         let subject = if stream.starts_with('@') {
             bp.cfg.dm(stream)
         } else {
@@ -302,21 +343,16 @@ async fn publish(
         prevs.push((stream.clone(), last));
     }
     if !global.is_empty() {
-        last_global = send(
-            js,
-            &mut acks,
-            bp.cfg.ops(&bp.node),
-            &global,
-            Some(last_global),
-        )
-        .await?;
+        last_global = send(js, &mut acks, bp.cfg.ops(&bp.node), &global, last_global).await?;
     }
     // Handed to the connection, in order: vouches may pass these ops now (interest.rs).
-    bp.last_global.store(last_global, Relaxed);
     bp.handed(ops.last().map_or(0, |o| o.meta.oseq));
     for ack in acks {
         tokio::time::timeout(Duration::from_secs(5), ack).await??;
     }
+    // Only once in the stream: a batch published again after a failure names the same
+    // predecessors.
+    bp.last_global.store(last_global, Relaxed);
     stream_prev.extend(prevs);
     Ok(())
 }
@@ -328,7 +364,7 @@ async fn send(
     acks: &mut Vec<jetstream::context::PublishAckFuture>,
     subject: String,
     ops: &[&Op],
-    mut prev: Option<u64>,
+    mut prev: u64,
 ) -> Result<u64, async_nats::Error> {
     let mut rest = ops;
     let mut last_oseq = 0;
@@ -356,14 +392,14 @@ async fn send(
             )
             .as_str(),
         );
-        if let Some(p) = prev.filter(|p| *p > 0) {
-            h.insert(super::interest::PREV, p.to_string().as_str());
-        }
+        // Always, 0 included ("none before"): without it a receiver takes the ops to follow
+        // on from the one before the first, as the first version of the backplane did.
+        h.insert(super::interest::PREV, prev.to_string().as_str());
         acks.push(
             js.publish_with_headers(subject.clone(), h, payload.into())
                 .await?,
         );
-        prev = Some(last.meta.oseq);
+        prev = last.meta.oseq;
         last_oseq = last.meta.oseq;
         rest = &rest[taken..];
     }
@@ -466,7 +502,8 @@ pub(super) async fn consumer(shared: Arc<Shared>, bp: Arc<Backplane>, client: as
                             for (prev, ops) in batches {
                                 // Without `Sb-Prev` (an earlier version's message) the ops
                                 // follow on from the one before the first.
-                                let prev = prev.unwrap_or(ops[0].meta.oseq - 1);
+                                let prev =
+                                    prev.unwrap_or(ops[0].meta.oseq.saturating_sub(1));
                                 super::apply_global(core, &bp, &origin, prev, ops, now, out);
                             }
                         }

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use switchboard_proto::ops::Op;
+use switchboard_proto::ops::{Op, OpBody};
 use switchboard_proto::peer::{Member, PeerMsg};
 use tokio::sync::{mpsc, watch};
 
@@ -309,13 +309,14 @@ impl Backplane {
     /// The `backplane` object of `/healthz`.
     pub fn health(&self, stored_own: u64) -> serde_json::Value {
         let published = self.published.load(Relaxed);
+        let (rooms, users) = self.interests.count();
         serde_json::json!({
             "kind": "nats",
             "connected": self.is_connected(),
             "status": if self.is_connected() { "up" } else { "down" },
             "unpublished_ops": stored_own.saturating_sub(published),
-            "rooms_received": self.interests.count().0,
-            "users_received": self.interests.count().1,
+            "rooms_received": rooms,
+            "users_received": users,
         })
     }
 
@@ -560,14 +561,22 @@ async fn receive_loop(shared: Arc<Shared>, bp: Arc<Backplane>, client: async_nat
     }
 }
 
-/// Messages taken from the subscriptions at once, at most.
-const RECEIVE_BATCH: usize = 10_000;
+/// Messages taken from the subscriptions at once, at most (far more than a subscription
+/// buffers between two reads in practice, so a batch holds whatever was ready).
+const RECEIVE_BATCH: usize = 100_000;
 
 /// Live room and direct messages: applied in order; a gap makes the scope backfill.
+///
+/// Their origins' vouches come after all of them: the subscriptions hand out messages in no
+/// particular order between subjects, so an origin's later message in one room may come
+/// before its earlier one in another, and vouching for the first would let a third node's
+/// message overtake the second (order.rs). An origin with a gap here vouches for nothing.
 fn scoped_messages(shared: &Shared, bp: &Arc<Backplane>, messages: Vec<async_nats::Message>) {
     let mut gaps = Vec::new();
     let mut n = 0;
     shared.run(|core, out| {
+        let mut vouches: BTreeMap<String, u64> = BTreeMap::new();
+        let mut gapped: HashSet<String> = HashSet::new();
         for m in &messages {
             let Some((origin, ops)) = interest::decode_scoped(m) else {
                 tracing::warn!(subject = %m.subject, "undecodable message on the backplane");
@@ -575,11 +584,25 @@ fn scoped_messages(shared: &Shared, bp: &Arc<Backplane>, messages: Vec<async_nat
             };
             n += ops.len() as u64;
             let scopes = ops.first().map(scopes_of).unwrap_or_default();
+            let room_clock = ops
+                .iter()
+                .filter(|op| matches!(&op.body, OpBody::Message { msg, .. } if msg.room.is_some()))
+                .map(|op| op.meta.lamport)
+                .max();
             if core
-                .apply_scoped(&origin, interest::prev_of(m), ops, true, out)
+                .apply_scoped(&origin, interest::prev_of(m), ops, out)
                 .is_err()
             {
                 gaps.extend(scopes);
+                gapped.insert(origin);
+            } else if let Some(clock) = room_clock {
+                let v = vouches.entry(origin).or_insert(0);
+                *v = (*v).max(clock);
+            }
+        }
+        for (origin, clock) in vouches {
+            if !gapped.contains(&origin) {
+                core.peer_clock(&origin, clock, out);
             }
         }
         bp.unpark(core, out);
@@ -662,7 +685,7 @@ fn heard(
         match msg {
             // A catch-up of the node's global ops (room messages come by interest).
             PeerMsg::Ops { ops } => {
-                let prev = prev.or_else(|| ops.first().map(|o| o.meta.oseq - 1));
+                let prev = prev.or_else(|| ops.first().map(|o| o.meta.oseq.saturating_sub(1)));
                 apply_global(core, bp, from, prev.unwrap_or(0), ops, now, out);
             }
             msg => core.peer_message(from, msg, now, out),

@@ -270,7 +270,8 @@ impl Irc {
                 }
             }
         };
-        self.shared.prepare_user(&name).await;
+        let guest = matches!(auth, Auth::Guest);
+        self.shared.prepare_user(&name, guest).await;
         let taste = super::fanout::IrcTaste::new(&name, self.variant());
         let outbox = Arc::new(Outbox::for_irc(self.shared.cfg.outbox_bytes, taste));
         self.shared
