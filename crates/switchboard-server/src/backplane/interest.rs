@@ -24,7 +24,8 @@
 //!   leave on one NATS connection, and a node never vouches past an op it has not yet
 //!   published (`Backplane::vouchable`), so the live messages that a vouch covers are in this
 //!   node's subscription queues before the vouch is: the receive loop applies every scoped
-//!   message it has before any vouch (`mod.rs`).
+//!   message it has ready, then vouches for their origins, then handles heartbeats and
+//!   `clock` frames (`mod.rs`, `scoped_messages`).
 //! - **Presence before messages**: a node subscribes for a user before the user's hello
 //!   reaches the core, so before other nodes hear the user is online here (the announcement
 //!   follows the subscription on the same connection): no live direct message to the user
