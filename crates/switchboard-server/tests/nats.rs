@@ -40,6 +40,18 @@ async fn metric(s: &TestServer, name: &str) -> u64 {
         .unwrap()
 }
 
+/// Waits until the node has published at least `published` of its ops to JetStream and
+/// received at least `scoped` room or direct messages of other nodes.
+async fn went_through_nats(s: &TestServer, published: u64, scoped: u64) {
+    let deadline = Instant::now() + WAIT;
+    while metric(s, "switchboard_backplane_published_ops").await < published
+        || metric(s, "switchboard_backplane_scoped_ops").await < scoped
+    {
+        assert!(Instant::now() < deadline, "ops never went through NATS");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A room's history as a node has it: the texts in the stream's order (none while the node
 /// does not know the room yet).
 async fn history(c: &mut switchboard_client::Client, room: &str) -> Vec<String> {
@@ -114,16 +126,7 @@ async fn three_nodes_on_one_nats_serve_as_one_chat_service() {
     // The messages travelled through NATS: each node published its own and received the
     // others' on the room's subject.
     for s in [&a, &b, &c] {
-        let deadline = Instant::now() + WAIT;
-        while metric(s, "switchboard_backplane_published_ops").await < 1
-            || metric(s, "switchboard_backplane_scoped_ops").await < 2
-        {
-            assert!(
-                Instant::now() < deadline,
-                "ops never went through JetStream"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        went_through_nats(s, 1, 2).await;
         assert_eq!(metric(s, "switchboard_backplane_up").await, 1);
     }
     // A fourth node, new, reads the room from the stream when its user asks for it.
@@ -450,16 +453,7 @@ async fn nodes_authenticate_to_nats_with_a_credentials_file() {
     // JetStream works for the account: each node's op went into the stream, and each node
     // received the other's.
     for s in [&a, &b] {
-        let deadline = Instant::now() + WAIT;
-        while metric(s, "switchboard_backplane_published_ops").await < 1
-            || metric(s, "switchboard_backplane_scoped_ops").await < 1
-        {
-            assert!(
-                Instant::now() < deadline,
-                "ops never went through JetStream"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        went_through_nats(s, 1, 1).await;
     }
     // Without the credentials the server turns a node away: it stays alone, and nobody sees it.
     assert_eq!(health(&stranger).await["backplane"]["status"], "down");
@@ -675,24 +669,14 @@ async fn a_direct_message_reaches_only_the_nodes_of_its_two_users() {
     let mut bob = b.client_pw("bob", "secret-b").await;
     let _cy = c.client("cy").await;
     // a hears that bob is online (presence crosses NATS).
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let whois = ann
-            .request(switchboard_proto::ClientMsg::Whois {
-                name: "bob".into(),
-                reff: None,
-            })
-            .await
-            .unwrap();
-        if matches!(whois, ServerMsg::Whois { online: true, .. }) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a never heard bob is online: {whois:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let whois = switchboard_proto::ClientMsg::Whois {
+        name: "bob".into(),
+        reff: None,
+    };
+    eventually(&mut ann, whois, |m| {
+        matches!(m, ServerMsg::Whois { online: true, .. })
+    })
+    .await;
     let said: Vec<String> = (0..5).map(|i| format!("psst {i}")).collect();
     for text in &said {
         let (_, queued) = ann.say(Target::User("bob"), text).await.unwrap();

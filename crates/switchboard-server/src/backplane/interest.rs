@@ -22,7 +22,7 @@
 //!   the stream before it) the node does not hold, a reconnection, a slow-consumer drop.
 //! - **Order**: a node's room messages and its vouches for its clock (heartbeats, `clock`)
 //!   leave on one NATS connection, and a node never vouches past an op it has not yet
-//!   published (`Backplane::vouchable`), so the live messages that a vouch covers are in this
+//!   published (`Backplane::restate_vouch`), so the live messages that a vouch covers are in this
 //!   node's subscription queues before the vouch is: the receive loop applies every scoped
 //!   message it has ready, then vouches for their origins, then handles heartbeats and
 //!   `clock` frames (`mod.rs`, `scoped_messages`).
@@ -58,6 +58,9 @@ const BACKFILL_WAIT: Duration = Duration::from_secs(10);
 /// The header naming the origin's previous op on the same path (its previous message in the
 /// room, or its previous global op).
 pub(super) const PREV: &str = "Sb-Prev";
+
+/// Subscriptions waiting for the receive loop to take them up, at most.
+const NEW_SUBS: usize = 1024;
 
 /// A subscription handed to the receive loop, with what ends it.
 pub(super) type NewSub = (async_nats::Subscriber, oneshot::Receiver<()>);
@@ -105,8 +108,9 @@ pub(super) struct Interests {
     interest: Mutex<HashMap<Scope, Interest>>,
     /// When scopes no longer received were dropped (a later interest backfills from there).
     dropped: Mutex<HashMap<Scope, Millis>>,
-    subs: mpsc::UnboundedSender<NewSub>,
-    pub subs_rx: Mutex<Option<mpsc::UnboundedReceiver<NewSub>>>,
+    /// To the receive loop (bounded: a subscribing task waits while the loop is behind).
+    subs: mpsc::Sender<NewSub>,
+    pub subs_rx: Mutex<Option<mpsc::Receiver<NewSub>>>,
     /// Scoped messages received, live or by backfill.
     pub received: std::sync::atomic::AtomicU64,
     pub backfills: std::sync::atomic::AtomicU64,
@@ -115,7 +119,7 @@ pub(super) struct Interests {
 
 impl Interests {
     pub fn new() -> Interests {
-        let (subs, subs_rx) = mpsc::unbounded_channel();
+        let (subs, subs_rx) = mpsc::channel(NEW_SUBS);
         Interests {
             interest: Mutex::new(HashMap::new()),
             dropped: Mutex::new(HashMap::new()),
@@ -209,7 +213,9 @@ impl Backplane {
                     _ => return,
                 }
             }
-            let _ = self.interests.subs.send((sub, ended));
+            if self.interests.subs.send((sub, ended)).await.is_err() {
+                return;
+            }
         }
         self.backfill(scope);
     }

@@ -504,7 +504,7 @@ pub(super) async fn consumer(shared: Arc<Shared>, bp: Arc<Backplane>, client: as
                                 // follow on from the one before the first.
                                 let prev =
                                     prev.unwrap_or(ops[0].meta.oseq.saturating_sub(1));
-                                super::apply_global(core, &bp, &origin, prev, ops, now, out);
+                                super::receive::apply_global(core, &bp, &origin, prev, ops, now, out);
                             }
                         }
                     });

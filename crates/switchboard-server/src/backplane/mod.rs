@@ -10,12 +10,14 @@
 //!   durable consumer named after itself (`jetstream.rs`).
 //! - Room and direct messages go by interest, on room and conversation subjects, to the nodes
 //!   with members or sessions there (`interest.rs`, and `Core::scope_streams` in the core).
+//! - One task hears all of it, in an order the hold-back order can trust (`receive.rs`).
 //! - Membership is who has been heard lately (`members.rs`).
 
 mod config;
 mod interest;
 mod jetstream;
 mod members;
+mod receive;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -23,14 +25,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
-use switchboard_proto::ops::{Op, OpBody};
+use switchboard_proto::ops::Op;
 use switchboard_proto::peer::{Member, PeerMsg};
 use tokio::sync::{mpsc, watch};
 
 pub use config::BackplaneConfig;
 pub(crate) use interest::Scope;
-use members::{Change, MemberView, Members};
+use members::{MemberView, Members};
 
 use crate::conn::now_ms;
 use crate::shared::Shared;
@@ -89,7 +90,7 @@ pub(crate) struct Backplane {
     /// The rooms and users' conversations this node receives (interest.rs).
     interests: interest::Interests,
     /// This node's ops handed to the publisher and not yet published: the last oseq of each
-    /// batch -> the Lamport clock of its first op. No vouch goes past them (`vouchable`).
+    /// batch -> the Lamport clock of its first op. No vouch goes past them (`restate_vouch`).
     unpublished: Mutex<BTreeMap<u64, u64>>,
     /// The newest of this node's global ops (not room messages) handed to NATS.
     pub last_global: AtomicU64,
@@ -158,11 +159,10 @@ impl Backplane {
         self.queue(self.cfg.to(node, &self.node), frame.into(), false);
     }
 
-    /// `ToPeers`: on this node's broadcast subject. A vouch says no more than `vouchable`.
+    /// `ToPeers`: on this node's broadcast subject. A vouch is restated for NATS (`restate_vouch`).
     pub fn to_peers(&self, mut msg: PeerMsg) {
         if let PeerMsg::Clock { clock, stored } = &mut msg {
-            *clock = self.vouchable(*clock);
-            stored.insert(self.node.clone(), self.last_global.load(Relaxed));
+            self.restate_vouch(clock, stored);
         }
         let frame = serde_json::to_vec(&msg).expect("peer messages serialise");
         self.queue(self.cfg.all(&self.node), frame.into(), false);
@@ -185,15 +185,20 @@ impl Backplane {
         *u = u.split_off(&(oseq + 1));
     }
 
-    /// The most this node may vouch for: `clock`, but below every op it has not yet handed
-    /// to NATS. On the mesh an op goes on every link before the core hears it is durable;
-    /// here it goes through the publisher, and room messages reach other nodes on core NATS
-    /// in the order of this connection, so a vouch must not overtake them (interest.rs).
-    pub fn vouchable(&self, clock: u64) -> u64 {
+    /// Restates a vouch of the core (a heartbeat's or a `clock` frame's clock, and the
+    /// vector that says how far the vouch reaches) for NATS:
+    /// - the clock stays below every op not yet handed to NATS. On the mesh an op goes on
+    ///   every link before the core hears it is durable; here it goes through the publisher,
+    ///   and room messages reach other nodes on core NATS in the order of this connection, so
+    ///   a vouch must not overtake them (interest.rs);
+    /// - this node's entry counts the global ops it has published, which is what other nodes
+    ///   receive of it through JetStream (and park the vouch until they hold).
+    fn restate_vouch(&self, clock: &mut u64, vector: &mut BTreeMap<String, u64>) {
         let u = self.unpublished.lock().expect("unpublished lock");
-        u.values()
-            .min()
-            .map_or(clock, |first| clock.min(first.saturating_sub(1)))
+        if let Some(first) = u.values().min() {
+            *clock = (*clock).min(first.saturating_sub(1));
+        }
+        vector.insert(self.node.clone(), self.last_global.load(Relaxed));
     }
 
     /// `CatchUp`: this node's own ops that `vv` lacks, on the asker's inbox subject. Only its
@@ -436,7 +441,11 @@ pub(crate) async fn run(shared: Arc<Shared>, bp: Arc<Backplane>) {
     let mut stop = shared.cluster.stop.subscribe();
     let tasks = [
         tokio::spawn(send_loop(bp.clone(), client.clone())),
-        tokio::spawn(receive_loop(shared.clone(), bp.clone(), client.clone())),
+        tokio::spawn(receive::receive_loop(
+            shared.clone(),
+            bp.clone(),
+            client.clone(),
+        )),
         tokio::spawn(tick_loop(shared.clone(), bp.clone())),
         tokio::spawn(jetstream::publisher(
             shared.clone(),
@@ -486,235 +495,6 @@ async fn send_loop(bp: Arc<Backplane>, client: async_nats::Client) {
     }
 }
 
-/// Hears the other nodes: broadcasts, this node's inbox, and the rooms it receives.
-///
-/// One task reads every subscription, so that order holds between them: whatever is ready
-/// is taken at once, and room messages are applied before anything else in it, vouches
-/// included (interest.rs says why that is enough).
-async fn receive_loop(shared: Arc<Shared>, bp: Arc<Backplane>, client: async_nats::Client) {
-    let all = format!("sb.{}.all.*", bp.cfg.cluster);
-    let inbox = format!("sb.{}.to.{}.*", bp.cfg.cluster, bp.node);
-    let (a, b) = loop {
-        match (
-            client.subscribe(all.clone()).await,
-            client.subscribe(inbox.clone()).await,
-        ) {
-            (Ok(a), Ok(b)) => break (a, b),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    };
-    let Some(mut new_subs) = bp.interests.subs_rx.lock().expect("interest lock").take() else {
-        return;
-    };
-    let mut subs = futures_util::stream::SelectAll::new();
-    subs.push(a.boxed());
-    subs.push(b.boxed());
-    let (rooms_prefix, dms_prefix) = (bp.cfg.rooms_prefix(), bp.cfg.dms_prefix());
-    loop {
-        let first = tokio::select! {
-            Some((sub, ended)) = new_subs.recv() => {
-                subs.push(sub.take_until(ended).boxed());
-                continue;
-            }
-            m = subs.next() => match m {
-                Some(m) => m,
-                None => return,
-            },
-        };
-        let mut ready = vec![first];
-        while ready.len() < RECEIVE_BATCH {
-            match subs.next().now_or_never() {
-                Some(Some(m)) => ready.push(m),
-                _ => break,
-            }
-        }
-        let (scoped, others): (Vec<_>, Vec<_>) = ready.into_iter().partition(|m| {
-            let s = m.subject.as_str();
-            s.starts_with(&rooms_prefix) || s.starts_with(&dms_prefix)
-        });
-        if !scoped.is_empty() {
-            scoped_messages(&shared, &bp, scoped);
-        }
-        for m in others {
-            let Some(from) = m.subject.as_str().rsplit('.').next().map(str::to_string) else {
-                continue;
-            };
-            if from == bp.node {
-                continue;
-            }
-            let msg = match serde_json::from_slice::<PeerMsg>(&m.payload) {
-                Ok(msg) => msg,
-                Err(e) => {
-                    tracing::warn!(%from, error = %e, "undecodable message on the backplane");
-                    continue;
-                }
-            };
-            let header = |name: &str| {
-                m.headers
-                    .as_ref()
-                    .and_then(|h| h.get(name))
-                    .and_then(|v| v.as_str().parse::<u64>().ok())
-            };
-            let (incarnation, prev) = (header(INCARNATION), header(interest::PREV));
-            heard(&shared, &bp, &from, msg, incarnation, prev);
-        }
-    }
-}
-
-/// Messages taken from the subscriptions at once, at most (far more than a subscription
-/// buffers between two reads in practice, so a batch holds whatever was ready).
-const RECEIVE_BATCH: usize = 100_000;
-
-/// Live room and direct messages: applied in order; a gap makes the scope backfill.
-///
-/// Their origins' vouches come after all of them: the subscriptions hand out messages in no
-/// particular order between subjects, so an origin's later message in one room may come
-/// before its earlier one in another, and vouching for the first would let a third node's
-/// message overtake the second (order.rs). An origin with a gap here vouches for nothing.
-fn scoped_messages(shared: &Shared, bp: &Arc<Backplane>, messages: Vec<async_nats::Message>) {
-    let mut gaps = Vec::new();
-    let mut n = 0;
-    shared.run(|core, out| {
-        let mut vouches: BTreeMap<String, u64> = BTreeMap::new();
-        let mut gapped: HashSet<String> = HashSet::new();
-        for m in &messages {
-            let Some((origin, ops)) = interest::decode_scoped(m) else {
-                tracing::warn!(subject = %m.subject, "undecodable message on the backplane");
-                continue;
-            };
-            n += ops.len() as u64;
-            let scopes = ops.first().map(scopes_of).unwrap_or_default();
-            let room_clock = ops
-                .iter()
-                .filter(|op| matches!(&op.body, OpBody::Message { msg, .. } if msg.room.is_some()))
-                .map(|op| op.meta.lamport)
-                .max();
-            if core
-                .apply_scoped(&origin, interest::prev_of(m), ops, out)
-                .is_err()
-            {
-                gaps.extend(scopes);
-                gapped.insert(origin);
-            } else if let Some(clock) = room_clock {
-                let v = vouches.entry(origin).or_insert(0);
-                *v = (*v).max(clock);
-            }
-        }
-        for (origin, clock) in vouches {
-            if !gapped.contains(&origin) {
-                core.peer_clock(&origin, clock, out);
-            }
-        }
-        bp.unpark(core, out);
-    });
-    bp.interests.received.fetch_add(n, Relaxed);
-    gaps.sort();
-    gaps.dedup();
-    for scope in gaps {
-        bp.backfill(scope);
-    }
-}
-
-/// The scopes that bring an op here: its room, or the two users of its conversation.
-fn scopes_of(op: &Op) -> Vec<interest::Scope> {
-    use interest::Scope;
-    let switchboard_proto::ops::OpBody::Message { msg, .. } = &op.body else {
-        return Vec::new();
-    };
-    match &msg.room {
-        Some(_) => vec![Scope::Room(msg.stream.clone())],
-        None => {
-            let to = msg.to.as_deref().unwrap_or_default();
-            vec![
-                Scope::User(switchboard_proto::name_key(&msg.from)),
-                Scope::User(switchboard_proto::name_key(to)),
-            ]
-        }
-    }
-}
-
-/// One message from `from`: link it if it is new (or back, or restarted), then hand the
-/// message to the core.
-fn heard(
-    shared: &Shared,
-    bp: &Backplane,
-    from: &str,
-    msg: PeerMsg,
-    incarnation: Option<u64>,
-    prev: Option<u64>,
-) {
-    let now = now_ms();
-    let (change, resync) = {
-        let mut m = bp.members.lock().expect("members lock");
-        let mut change = m.heard(from, now);
-        let mut resync = false;
-        if let PeerMsg::Heartbeat { clock, members, .. } = &msg {
-            let url = members
-                .first()
-                .filter(|x| x.node == from)
-                .map_or("", |x| x.url.as_str());
-            if m.heartbeat(from, url, incarnation.unwrap_or(0), *clock) == Change::Restarted
-                && change == Change::Nothing
-            {
-                change = Change::Restarted;
-            }
-            // Its heartbeat leaves us out: it declared us down (or has just started) and
-            // dropped what we told it. Say it again.
-            let counts_us = members.iter().skip(1).any(|x| x.node == bp.node);
-            resync = change == Change::Nothing
-                && !counts_us
-                && m.should_resync(from, now, bp.heartbeat_every.as_millis() as u64 * 2);
-        }
-        (change, resync)
-    };
-    shared.run(|core, out| {
-        match change {
-            Change::Restarted => {
-                tracing::info!(node = %from, "backplane member restarted");
-                core.peer_unlinked(from, out);
-                core.peer_linked(from, out);
-            }
-            Change::Linked => {
-                tracing::info!(node = %from, "backplane member up");
-                core.peer_linked(from, out);
-            }
-            Change::Nothing if resync => core.peer_linked(from, out),
-            Change::Nothing => {}
-        }
-        bp.park(core, from, &msg);
-        match msg {
-            // A catch-up of the node's global ops (room messages come by interest).
-            PeerMsg::Ops { ops } => {
-                let prev = prev.or_else(|| ops.first().map(|o| o.meta.oseq.saturating_sub(1)));
-                apply_global(core, bp, from, prev.unwrap_or(0), ops, now, out);
-            }
-            msg => core.peer_message(from, msg, now, out),
-        }
-    });
-}
-
-/// Applies global ops of `from` that follow its global op `prev`; a gap asks `from` to catch
-/// this node up.
-fn apply_global(
-    core: &mut switchboard_core::Core,
-    bp: &Backplane,
-    from: &str,
-    prev: u64,
-    ops: Vec<Op>,
-    now: u64,
-    out: &mut Vec<switchboard_core::Effect>,
-) {
-    if core.apply_global(from, prev, ops, now, out).is_err() {
-        out.push(switchboard_core::Effect::ToPeer {
-            node: from.to_string(),
-            msg: PeerMsg::Sync {
-                vv: core.version_vector(),
-            },
-        });
-    }
-    bp.unpark(core, out);
-}
-
 /// Heartbeats out, silent members down, parked vouches released, and the connection's
 /// comings and goings told to the core.
 async fn tick_loop(shared: Arc<Shared>, bp: Arc<Backplane>) {
@@ -725,10 +505,8 @@ async fn tick_loop(shared: Arc<Shared>, bp: Arc<Backplane>) {
     loop {
         tokio::select! {
             _ = beat.tick() => {
-                let (clock, mut vv) = shared.core.lock().expect("core lock").heartbeat();
-                // What others hold of this node counts its global ops only (interest.rs).
-                let clock = bp.vouchable(clock);
-                vv.insert(bp.node.clone(), bp.last_global.load(Relaxed));
+                let (mut clock, mut vv) = shared.core.lock().expect("core lock").heartbeat();
+                bp.restate_vouch(&mut clock, &mut vv);
                 let mut members = vec![Member { node: bp.node.clone(), url: bp.url.clone() }];
                 let up = bp.members.lock().expect("members lock").up();
                 members.extend(up.into_iter().map(|node| Member { node, url: String::new() }));

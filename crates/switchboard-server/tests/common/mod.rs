@@ -389,3 +389,22 @@ impl Proxy {
         format!("ws://{}", self.addr)
     }
 }
+
+/// Asks until the answer satisfies `ok` (the directory spreads asynchronously).
+pub async fn eventually(
+    c: &mut switchboard_client::Client,
+    msg: switchboard_proto::ClientMsg,
+    ok: impl Fn(&switchboard_proto::ServerMsg) -> bool,
+) -> switchboard_proto::ServerMsg {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let reply = c.request(msg.clone()).await;
+        if let Ok(r) = &reply {
+            if ok(r) {
+                return r.clone();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
