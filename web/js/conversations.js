@@ -142,33 +142,27 @@ export function deliver(conv, msgs, { live }) {
   renderSidebar();
 }
 
+/** A sidebar form that takes a name (a room to join, a person to write to): the name goes
+ *  to `action`; the field empties on success, the error shows under the forms otherwise. */
+function onNameSubmit(form, input, action) {
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = input.value.trim();
+    if (!name || !conn) return;
+    showError(ui.sidebarError, null);
+    try {
+      await action(name);
+      input.value = '';
+    } catch (err) {
+      showError(ui.sidebarError, withHint(err));
+    }
+  });
+}
+
 /** The sidebar's forms, the leave button, the phone drawer, and switching with Alt+Up/Down. */
 export function wireConversations() {
-  ui.joinForm.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const name = ui.joinInput.value.trim();
-    if (!name || !conn) return;
-    showError(ui.sidebarError, null);
-    try {
-      await joinRoom(name);
-      ui.joinInput.value = '';
-    } catch (err) {
-      showError(ui.sidebarError, withHint(err));
-    }
-  });
-
-  ui.dmForm.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const name = ui.dmInput.value.trim();
-    if (!name || !conn) return;
-    showError(ui.sidebarError, null);
-    try {
-      await openDm(name);
-      ui.dmInput.value = '';
-    } catch (err) {
-      showError(ui.sidebarError, withHint(err));
-    }
-  });
+  onNameSubmit(ui.joinForm, ui.joinInput, joinRoom);
+  onNameSubmit(ui.dmForm, ui.dmInput, openDm);
 
   ui.joinGeneral.addEventListener('click', () => {
     if (conn) joinRoom('general').catch((err) => showError(ui.sidebarError, withHint(err)));
