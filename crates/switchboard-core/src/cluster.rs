@@ -398,6 +398,61 @@ mod tests {
         assert!(waits.iter().all(|w| *w <= 5_010), "capped: {waits:?}");
     }
 
+    /// The documented bounds of attempt `k`'s delay: the exponential base (100 ms doubling,
+    /// capped at 5 s) minus up to half of it.
+    fn bounds(k: u32) -> (Millis, Millis) {
+        let base = (100u64 << (k - 1).min(20)).min(5_000);
+        (base - base / 2, base)
+    }
+
+    #[test]
+    fn redial_delays_grow_exponentially_to_the_cap_with_jitter_per_seed() {
+        let with_seed = |seed| {
+            let cfg = MembershipConfig {
+                seed,
+                ..m("a", &[]).cfg
+            };
+            Membership::new(cfg, &[], 0)
+        };
+        let (mut one, mut two) = (with_seed(1), with_seed(0x5eed_0002));
+        let mut delays = (Vec::new(), Vec::new());
+        for k in 1..=12 {
+            let (d1, d2) = (one.backoff(k), two.backoff(k));
+            let (lo, hi) = bounds(k);
+            assert!(
+                (lo..=hi).contains(&d1),
+                "attempt {k}: {d1} not in {lo}..={hi}"
+            );
+            assert!(
+                (lo..=hi).contains(&d2),
+                "attempt {k}: {d2} not in {lo}..={hi}"
+            );
+            delays.0.push(d1);
+            delays.1.push(d2);
+        }
+        assert_ne!(delays.0, delays.1, "two seeds must not dial in lockstep");
+        // Exponential: each doubling lifts the floor to the previous ceiling, so up to the
+        // cap (attempt 7: 6,400 ms > 5,000) no delay is shorter than the one before it,
+        // and the 6th is at least 8 times the 1st.
+        for d in [&delays.0, &delays.1] {
+            assert!(d[..7].windows(2).all(|w| w[0] <= w[1]), "{d:?}");
+            assert!(d[5] >= 8 * d[0], "{d:?}");
+            assert!(
+                d[6..].iter().all(|x| (2_500..=5_000).contains(x)),
+                "capped: {d:?}"
+            );
+        }
+        // At the cap the jitter still spreads the dials (not one fixed value), and huge
+        // attempt counts neither overflow nor pass the cap.
+        let capped: std::collections::BTreeSet<Millis> = (0..20).map(|_| one.backoff(40)).collect();
+        assert!(capped.len() > 10, "{capped:?}");
+        assert!(
+            capped.iter().all(|x| (2_500..=5_000).contains(x)),
+            "{capped:?}"
+        );
+        assert!((2_500..=5_000).contains(&one.backoff(u32::MAX)));
+    }
+
     #[test]
     fn both_ends_keep_the_same_one_of_two_duplicate_links() {
         let mut a = m("a", &[]);
