@@ -7,6 +7,8 @@ use switchboard_proto::{ChatMessage, Cursor, Position};
 
 use crate::{Bound, MemoryStore, Page, SqliteStore, Store};
 
+mod contacts;
+
 fn meta(origin: &str, oseq: u64, lamport: u64) -> OpMeta {
     OpMeta {
         origin: origin.into(),
@@ -308,64 +310,6 @@ fn clock_is_kept(store: &dyn Store) {
     );
     store.append(&[], 100).unwrap();
     assert_eq!(store.load("n1").unwrap().clock, 900, "and never goes back");
-}
-
-fn contact_registers(store: &dyn Store) {
-    let set = |origin: &str, lamport: u64, name: &str, phone: Option<&str>| Op {
-        meta: meta(origin, lamport, lamport),
-        body: match phone {
-            Some(p) => OpBody::ContactSet {
-                user: "bob".into(),
-                name: name.into(),
-                phone: p.into(),
-                ts: 0,
-            },
-            None => OpBody::ContactDelete {
-                user: "bob".into(),
-                name: name.into(),
-                ts: 0,
-            },
-        },
-    };
-    // Arrival order does not matter: the later stamp wins, and a tombstone beats an older set.
-    store
-        .append(&[set("n2", 5, "Juan", Some("222"))], 0)
-        .unwrap();
-    store
-        .append(&[set("n1", 4, "Juan", Some("111"))], 0)
-        .unwrap();
-    store
-        .append(
-            &[set("n1", 7, "Ana", None), set("n3", 6, "Ana", Some("333"))],
-            0,
-        )
-        .unwrap();
-    let mut c = store.load("n1").unwrap().contacts;
-    c.sort();
-    assert_eq!(
-        c,
-        vec![
-            (
-                "bob".to_string(),
-                "Ana".to_string(),
-                None,
-                (7, "n1".to_string())
-            ),
-            (
-                "bob".to_string(),
-                "Juan".to_string(),
-                Some("222".to_string()),
-                (5, "n2".to_string())
-            ),
-        ]
-    );
-}
-
-#[test]
-fn contacts_are_last_writer_wins_registers() {
-    contact_registers(&MemoryStore::new());
-    let dir = tempfile::tempdir().unwrap();
-    contact_registers(&SqliteStore::open(dir.path()).unwrap());
 }
 
 #[test]
