@@ -240,3 +240,127 @@ fn contacts_from_the_command_line_and_the_console() {
     c.expect("* contact Bea deleted");
     assert_eq!(c.finish(), 0);
 }
+
+/// Runs `switchboard contacts` with these arguments; returns (exit code, stdout, stderr).
+fn contacts_cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .arg("contacts")
+        .args(args)
+        .env_remove("SWITCHBOARD_SERVER")
+        .env_remove("SWITCHBOARD_NAME")
+        .env_remove("SWITCHBOARD_PASSWORD")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn contacts_flags_go_before_or_after_the_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let url = node.url();
+    let login = [
+        "--server",
+        url.as_str(),
+        "--name",
+        "fred",
+        "--password",
+        "pw",
+    ];
+    // As the issue writes it: the action first, then the flags.
+    let after = |action: &[&str]| contacts_cli(&[action, &login[..]].concat());
+    let before = |action: &[&str]| contacts_cli(&[&login[..], action].concat());
+    let (code, out, err) = after(&["set", "Juan", "111"]);
+    assert_eq!((code, out.as_str()), (Some(0), "Juan\t111\n"), "{err}");
+    let (code, out, err) = before(&["set", "Ana", "222"]);
+    assert_eq!((code, out.as_str()), (Some(0), "Ana\t222\n"), "{err}");
+    // Flags split around the action work too.
+    let (code, out, err) = contacts_cli(&[
+        "--server",
+        &url,
+        "list",
+        "--name",
+        "fred",
+        "--password",
+        "pw",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "Ana\t222\nJuan\t111\n");
+    assert_eq!(after(&["delete", "Juan"]).1, "deleted Juan\n");
+    assert_eq!(before(&["list"]).1, "Ana\t222\n");
+    // Contact books are for registered names: without a password the command says so and
+    // changes nothing; the same goes for a missing name.
+    let (code, out, err) = contacts_cli(&["set", "Bea", "333", "--server", &url, "--name", "fred"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    assert!(
+        err.contains("--password") && err.contains("registered"),
+        "{err}"
+    );
+    let (code, _, err) = contacts_cli(&["list", "--server", &url, "--password", "pw"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--name"), "{err}");
+    assert_eq!(after(&["list"]).1, "Ana\t222\n", "nothing was stored");
+}
+
+#[test]
+fn contacts_show_who_is_online_in_the_cli_and_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let url = node.url();
+    let list = || {
+        let (code, out, err) = contacts_cli(&[
+            "list",
+            "--server",
+            &url,
+            "--name",
+            "gina",
+            "--password",
+            "pw",
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        out
+    };
+    let login = [
+        "--server",
+        url.as_str(),
+        "--name",
+        "gina",
+        "--password",
+        "pw",
+    ];
+    assert_eq!(
+        contacts_cli(&[&login[..], &["set", "hugo", "123"]].concat()).0,
+        Some(0)
+    );
+    assert_eq!(
+        contacts_cli(&[&login[..], &["set", "Juan", "456"]].concat()).0,
+        Some(0)
+    );
+    let mut gina = Console::start(&node, "gina", &["--password", "pw"]);
+    // Nobody named hugo is signed in: no mark.
+    assert_eq!(list(), "Juan\t456\nhugo\t123\n");
+    gina.say("/contacts");
+    assert_eq!(gina.expect("*   hugo:"), "*   hugo: 123");
+    // hugo signs in: both the CLI and the console mark him online, and only him.
+    let hugo = Console::start(&node, "hugo", &[]);
+    assert_eq!(list(), "Juan\t456\nhugo\t123\tonline\n");
+    gina.seen.clear();
+    gina.say("/contacts");
+    assert_eq!(gina.expect("*   hugo:"), "*   hugo: 123 (online)");
+    assert_eq!(gina.expect("*   Juan:"), "*   Juan: 456");
+    // hugo leaves: the mark goes (the session's end reaches the directory a moment later).
+    assert_eq!(hugo.finish(), 0);
+    let deadline = std::time::Instant::now() + WAIT;
+    while list() != "Juan\t456\nhugo\t123\n" {
+        assert!(std::time::Instant::now() < deadline, "hugo stays online");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    gina.seen.clear();
+    gina.say("/contacts");
+    assert_eq!(gina.expect("*   hugo:"), "*   hugo: 123");
+    assert_eq!(gina.finish(), 0);
+}
