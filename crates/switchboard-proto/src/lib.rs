@@ -12,7 +12,7 @@ pub mod peer;
 pub mod server;
 
 pub use client::ClientMsg;
-pub use codec::{decode_client, decode_server, encode_client, encode_server};
+pub use codec::{decode_client, decode_server, encode_client, encode_server, is_message_frame};
 pub use cursor::{Cursor, Position};
 pub use error::{ErrorCode, ProtoError};
 pub use names::{dm_stream, name_key, room_key, validate_name, validate_room, NameError};
