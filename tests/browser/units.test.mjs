@@ -21,7 +21,15 @@ import {
   sameName,
   trimSpace,
 } from '../../web/js/state.js';
-import { ServerList, clusterUrl, endpoint, normalizeServer, serversFromQuery } from '../../web/js/protocol.js';
+import {
+  PING_EVERY_MS,
+  ServerList,
+  clusterUrl,
+  endpoint,
+  normalizeServer,
+  pingFromQuery,
+  serversFromQuery,
+} from '../../web/js/protocol.js';
 import { Node, closePage, launchBrowser, openPage } from './lib.mjs';
 
 /** Message `n` of #general: accepted by `origin` as its `oseq`, at Lamport time `lamport`. */
@@ -232,6 +240,15 @@ test('servers: addresses in one form, the ?servers= list, the cluster endpoint',
   assert.equal(endpoint('ws://h:1'), 'ws://h:1/v1/ws');
   assert.equal(clusterUrl('ws://h:1'), 'http://h:1/v1/cluster');
   assert.equal(clusterUrl('wss://h'), 'https://h/v1/cluster');
+});
+
+test('?ping_ms= shortens the ping interval, and nothing else is taken', () => {
+  assert.equal(pingFromQuery('?ping_ms=300'), 300);
+  assert.equal(pingFromQuery('?servers=h:1&ping_ms=100'), 100);
+  assert.equal(pingFromQuery(`?ping_ms=${PING_EVERY_MS}`), PING_EVERY_MS);
+  for (const bad of ['', '?ping_ms=', '?ping_ms=99', '?ping_ms=0', `?ping_ms=${PING_EVERY_MS + 1}`, '?ping_ms=-5', '?ping_ms=3e2', '?ping_ms=abc']) {
+    assert.equal(pingFromQuery(bad), null, bad);
+  }
 });
 
 test('servers: learnt from /v1/cluster, named by welcome, tried round robin', async () => {

@@ -4,7 +4,7 @@
 // node of the cluster): rejoin every room and fetch exactly what was missed; see resume().
 // The protocol client itself (Connection, ServerList) is protocol.js's.
 
-import { Connection, ServerList, pageServer, serversFromQuery } from './protocol.js';
+import { Connection, ServerList, pageServer, pingFromQuery, serversFromQuery } from './protocol.js';
 import {
   announcer,
   banner,
@@ -249,7 +249,7 @@ async function signIn(event) {
   // The node that served the page first, then those of `?servers=`; the rest of the cluster is
   // learnt from /v1/cluster once signed in.
   const servers = new ServerList([pageServer(), ...serversFromQuery()]);
-  const c = new Connection({ servers, name, password: password || null });
+  const c = new Connection({ servers, name, password: password || null, pingEveryMs: pingFromQuery() });
   c.addEventListener('welcome', (e) => onWelcome(e.detail));
   c.addEventListener('frame', (e) => onFrame(e.detail));
   c.addEventListener('disconnect', () => onDisconnect());
