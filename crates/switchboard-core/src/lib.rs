@@ -23,7 +23,7 @@ mod replica;
 mod rooms;
 mod scoped;
 
-pub use crate::core::{Auth, Config, Core, Restore, SessionId, Stamp};
+pub use crate::core::{Auth, Config, Core, Restore, SessionId, Stamp, MAX_PENDING};
 pub use crate::queries::Census;
 pub use effect::Effect;
 pub use replica::Skipped;

@@ -430,3 +430,63 @@ fn a_peer_is_caught_up_only_when_it_stays_behind_across_heartbeats() {
     assert!(!heartbeat(&mut core, mine));
     assert!(heartbeat(&mut core, mine));
 }
+
+#[test]
+fn messages_are_refused_as_busy_while_max_pending_ops_wait_for_the_disk() {
+    use switchboard_core::MAX_PENDING;
+    let mut core = core_with(Restore::default());
+    hello(&mut core, 1, "writer", Auth::Guest);
+    hello(&mut core, 2, "other", Auth::Guest);
+    join(&mut core, 1, "r");
+    join(&mut core, 2, "r");
+    commit_all(&mut core);
+    // The disk stalls: nothing is committed while the writer fills the queue.
+    for i in 0..MAX_PENDING {
+        let out = handle(&mut core, 1, send_room("r", &format!("m{i}")));
+        assert!(out.is_empty(), "message {i} refused early: {out:?}");
+    }
+    let refused = frames(&handle(&mut core, 1, send_room("r", "one too many")));
+    assert!(
+        matches!(&refused[&1][..], [ServerMsg::Error { code: ErrorCode::Busy, reff: Some(r), .. }] if r == "r"),
+        "{refused:?}"
+    );
+    let dm = ClientMsg::Send {
+        room: None,
+        to: Some("writer".into()),
+        text: "psst".into(),
+        reff: Some("d".into()),
+    };
+    let refused = frames(&handle(&mut core, 2, dm));
+    assert!(
+        matches!(
+            &refused[&2][..],
+            [ServerMsg::Error {
+                code: ErrorCode::Busy,
+                ..
+            }]
+        ),
+        "{refused:?}"
+    );
+    // Another session is served meanwhile: what needs no disk still works.
+    let pong = frames(&handle(
+        &mut core,
+        2,
+        ClientMsg::Ping {
+            reff: Some("p".into()),
+        },
+    ));
+    assert!(
+        matches!(&pong[&2][..], [ServerMsg::Pong { .. }]),
+        "{pong:?}"
+    );
+    // Once the disk catches up, everything waiting is delivered and new messages pass.
+    let out = frames(&commit_all(&mut core));
+    let delivered = out[&2]
+        .iter()
+        .filter(|m| matches!(m, ServerMsg::Message(_)))
+        .count();
+    assert_eq!(delivered, MAX_PENDING);
+    assert!(handle(&mut core, 1, send_room("r", "again")).is_empty());
+    let out = frames(&commit_all(&mut core));
+    assert!(matches!(&out[&2][..], [ServerMsg::Message(m)] if m.text == "again"));
+}
