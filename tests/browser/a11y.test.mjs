@@ -67,6 +67,22 @@ test('usable with the keyboard alone, with labels and a live region', async () =
   assert.equal(await focused(page), 'composer-send');
   const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
   assert.notEqual(outline, 'none', 'the focused button shows a focus ring');
+  // On from there: past the end of the page, the skip link and "Sign out", to the conversation
+  // list, where the room is the current one and its focus shows too.
+  const passed = [];
+  for (let i = 0; i < 6 && (await focused(page)) !== 'conv'; i++) {
+    await page.keyboard.press('Tab');
+    passed.push(await focused(page));
+  }
+  assert.equal(await focused(page), 'conv', `Tab went through ${passed.join(', ')} without reaching the conversation list`);
+  const conv = await page.evaluate(() => ({
+    key: document.activeElement.dataset.conv,
+    inList: Boolean(document.activeElement.closest('[data-testid=room-list]')),
+    current: document.activeElement.getAttribute('aria-current'),
+    outline: getComputedStyle(document.activeElement).outlineStyle,
+  }));
+  assert.deepEqual([conv.key, conv.inList, conv.current], ['#general', true, 'page']);
+  assert.notEqual(conv.outline, 'none', 'the focused conversation shows a focus ring');
 
   // Someone else's message is read out by the live region.
   const lee = await signIn(browser, node, 'lee');

@@ -1,5 +1,5 @@
 // Two people in two browsers: they chat in a room and in private, and each sees the other's
-// messages under the right name.
+// messages under the right name; a room not in view counts what came until it is opened.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -92,8 +92,9 @@ test('two browser users chat in a room and in private', async () => {
 
   await bob.click('[data-testid=dm-list] [data-conv="@alice:bob"]');
   await waitForMessage(bob, 'got it 👍', 'alice');
-  const file = await screenshot(bob, 'chat-dm');
-  assert.ok(file.endsWith('chat-dm.png'));
+  // Both messages are painted in the picture (checked by screenshot()).
+  const shot = await screenshot(bob, 'chat-dm');
+  assert.equal(shot.texts, 2, 'the two messages of the conversation are checked in the picture');
   assert.match(await visibleText(bob), /psst, this one is just for you[\s\S]*got it 👍/);
 
   // Bob leaves the room: it leaves his sidebar, and Alice sees one member left.
@@ -105,4 +106,37 @@ test('two browser users chat in a room and in private', async () => {
 
   await closePage(alice);
   await closePage(bob);
+});
+
+test('a room the user is not viewing shows how many messages came, until it is opened', async () => {
+  const gus = await signIn(browser, node, 'gus');
+  const hal = await signIn(browser, node, 'hal');
+  await joinRoom(gus, 'news');
+  await joinRoom(hal, 'news');
+  // Gus moves on to another room; #news stays in his sidebar.
+  await joinRoom(gus, 'lobby');
+  const newsRow = '[data-testid=room-list] [data-conv="#news"]';
+  const badge = `${newsRow} [data-testid=unread]`;
+  assert.equal(await gus.$(badge), null, 'nothing unread yet');
+
+  for (const text of ['news 1', 'news 2', 'news 3']) await say(hal, text);
+  await waitForMessage(hal, 'news 3', 'hal');
+  await gus.waitForFunction((sel) => document.querySelector(sel)?.textContent === '3', badge);
+  // Screen readers are told too; the room being viewed has no count.
+  assert.match(await gus.textContent(newsRow), /, 3 unread/);
+  assert.equal(await gus.$('[data-testid=room-list] [data-conv="#lobby"] [data-testid=unread]'), null);
+  await screenshot(gus, 'chat-room-unread');
+
+  // Opening the room shows the messages and clears the count.
+  await gus.click(newsRow);
+  await waitForMessage(gus, 'news 3', 'hal');
+  await gus.waitForSelector(badge, { state: 'detached' });
+  assert.doesNotMatch(await gus.textContent(newsRow), /unread/);
+  assert.deepEqual((await paneMessages(gus)).map((m) => m.text), ['news 1', 'news 2', 'news 3']);
+  // A message to the room being viewed adds no count.
+  await say(hal, 'news 4');
+  await waitForMessage(gus, 'news 4', 'hal');
+  assert.equal(await gus.$(badge), null);
+  await closePage(gus);
+  await closePage(hal);
 });

@@ -1,5 +1,6 @@
 // Helpers of the browser tests: a Switchboard node per test on a free port, Debian's Chromium
-// driven by playwright-core, console clients in plain mode, and screenshots that are checked.
+// driven by playwright-core, console clients in plain mode, and screenshots that are checked
+// for what a user would see in them (png.mjs decodes them).
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,6 +12,8 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
+
+import { decodePng, distinctColours } from './png.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = process.env.SWITCHBOARD_BIN || path.join(ROOT, 'target/debug/switchboard');
@@ -333,15 +336,98 @@ export function nodeHistory(page, target, { name, password, node } = {}) {
   );
 }
 
-/** Takes a screenshot under test-artifacts/ and checks it is a real picture of the page. */
+/**
+ * A screenshot of a real page has text, borders and shades: hundreds of colours. A blank or
+ * flat image (nothing painted, one background) has a handful.
+ */
+const MIN_COLOURS = 200;
+
+/** Antialiased text over its background gives a few colours at least; a blank box gives one. */
+const MIN_TEXT_COLOURS = 3;
+
+/**
+ * The boxes (CSS pixels, in the viewport) of what a user must see, as the page lays them out:
+ * each `{id, x, y, width, height, shown}`, for the sign-in form or the chat (sidebar, message
+ * pane, composer); and the message texts that are on top where they are (not covered, e.g. by
+ * the phone drawer), with the viewport's size.
+ */
+function layoutOf(page) {
+  return page.evaluate(() => {
+    const box = (el, id) => {
+      const r = el.getBoundingClientRect();
+      const style = getComputedStyle(el);
+      const shown = r.width > 0 && r.height > 0 && style.visibility !== 'hidden' && !el.closest('[hidden]');
+      return { id, x: r.left, y: r.top, width: r.width, height: r.height, shown };
+    };
+    const byId = (id) => box(document.querySelector(`[data-testid=${id}]`), id);
+    const app = !document.querySelector('[data-testid=app]').hidden;
+    const ids = app ? ['sidebar', 'messages', 'composer-input', 'composer-send'] : ['signin-name', 'signin-submit'];
+    const texts = [...document.querySelectorAll('[data-testid=message-list] [data-testid=message-text]')]
+      .filter((t) => {
+        const r = t.getBoundingClientRect();
+        if (r.width < 1 || r.height < 1 || r.top < 0 || r.bottom > innerHeight) return false;
+        const hit = document.elementFromPoint(r.left + Math.min(r.width / 2, 8), r.top + r.height / 2);
+        return hit !== null && t.closest('[data-testid=message]').contains(hit);
+      })
+      .map((t) => box(t, `message "${t.textContent.slice(0, 30)}"`));
+    return { app, width: innerWidth, height: innerHeight, boxes: ids.map(byId), texts };
+  });
+}
+
+const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+
+/**
+ * Checks what a user would see in a screenshot: the picture is of the whole viewport and not
+ * blank; the sign-in form, or the sidebar (beside the conversation, or as the phone drawer when
+ * open), the message pane and the composer, are visible, inside the viewport and (but for the
+ * drawer, which covers the pane by design) do not overlap; and every message text on top is
+ * painted (its box in the image is not one flat colour).
+ */
+function checkScreenshot(img, layout, file) {
+  assert.deepEqual([img.width, img.height], [layout.width, layout.height], `${file} is not the whole viewport`);
+  const colours = distinctColours(img);
+  assert.ok(colours >= MIN_COLOURS, `${file} looks blank: ${colours} colours`);
+  // Under 700 px the sidebar is a drawer (docs/web-client.md): hidden, or over the pane.
+  const drawer = layout.width < 700;
+  const must = layout.boxes.filter((b) => !(drawer && b.id === 'sidebar'));
+  const shown = layout.boxes.filter((b) => b.shown);
+  for (const b of must) assert.ok(b.shown, `${file}: ${b.id} is not visible`);
+  for (const b of shown) {
+    const inside = b.x >= 0 && b.y >= 0 && b.x + b.width <= layout.width + 0.5 && b.y + b.height <= layout.height + 0.5;
+    assert.ok(inside, `${file}: ${b.id} is not inside the viewport: ${JSON.stringify(b)}`);
+  }
+  const apart = shown.filter((b) => !(drawer && b.id === 'sidebar'));
+  for (let i = 0; i < apart.length; i++) {
+    for (let j = i + 1; j < apart.length; j++) {
+      assert.ok(!overlaps(apart[i], apart[j]), `${file}: ${apart[i].id} and ${apart[j].id} overlap`);
+    }
+  }
+  for (const t of layout.texts) {
+    const n = distinctColours(img, t);
+    assert.ok(n >= MIN_TEXT_COLOURS, `${file}: the text of ${t.id} is not painted (${n} colour(s) in its box)`);
+  }
+}
+
+/**
+ * Takes a screenshot under test-artifacts/ and checks what a user would see in it (see
+ * checkScreenshot): decoded and measured, not just taken. Returns the file and how many
+ * message texts were checked in the picture.
+ */
 export async function screenshot(page, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file });
-  const head = fs.readFileSync(file).subarray(0, 8);
-  assert.deepEqual([...head], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${file} is not a PNG`);
-  assert.ok(fs.statSync(file).size > 5000, `${file} is suspiciously small`);
-  return file;
+  // The layout is read on both sides of the picture, so that the boxes are those of the
+  // picture: a page still moving (a banner coming or going) is taken again.
+  let layout = await layoutOf(page);
+  for (let tries = 1; ; tries++) {
+    await page.screenshot({ path: file });
+    const after = await layoutOf(page);
+    const still = JSON.stringify(after) === JSON.stringify(layout);
+    layout = after;
+    if (still || tries === 3) break;
+  }
+  checkScreenshot(decodePng(fs.readFileSync(file)), layout, file);
+  return { file, texts: layout.texts.length };
 }
 
 /** Text visible in the page (for "the user sees ..." checks). */

@@ -1,5 +1,6 @@
 // What others send cannot become markup or script in the page; links are clickable and safe;
-// refusals from the node (an unknown name, a taken name) are shown plainly.
+// refusals from the node (an unknown name, a taken name) are shown plainly; topics, away
+// messages and contact names are text too.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -121,4 +122,57 @@ test('refusals are shown plainly: unknown name, taken name, wrong password', asy
   await closePage(other);
   await closePage(dave);
   await closePage(carol);
+});
+
+/** Elements that markup typed by someone would make; the page itself has none of them. */
+const FOREIGN = 'img:not([src="/web/favicon.svg"]), b, i, iframe, script:not([src])';
+
+test('markup in a topic, an away message and a contact name is shown as text', async () => {
+  const erin = await signIn(browser, node, 'erin', { password: 'erin-secret' });
+  const finn = await signIn(browser, node, 'finn');
+  let dialogs = 0;
+  for (const p of [erin, finn]) {
+    p.on('dialog', (d) => {
+      dialogs += 1;
+      d.dismiss();
+    });
+  }
+  await joinRoom(erin, 'markup');
+  await joinRoom(finn, 'markup');
+
+  // A topic: both pages show it as typed, in the room's header.
+  const topic = `topic ${HTML}`;
+  await say(finn, `/topic ${topic}`);
+  for (const page of [erin, finn]) {
+    await page.waitForFunction((t) => document.querySelector('[data-testid=conv-topic]').textContent === t, topic);
+  }
+
+  // An away message: the online list's "away" and its tooltip are the text as typed.
+  const away = `away <i>now</i> ${HTML}`;
+  await say(finn, `/away ${away}`);
+  const label = '[data-testid=online-list] [data-testid=person][data-name=finn] [data-testid=away]';
+  await erin.waitForSelector(label);
+  assert.equal(await erin.getAttribute(label, 'title'), away);
+  assert.equal(await erin.textContent(label), ` away: ${away}`);
+
+  // A contact name in erin's book (a registered user).
+  const contact = '<b>Bea</b><img src=x onerror=alert(2)>';
+  await erin.getByTestId('contact-add').click();
+  await erin.getByLabel('Contact name').fill(contact);
+  await erin.getByLabel('Phone number').fill('555 0100');
+  await erin.getByTestId('contact-submit').click();
+  await erin.waitForSelector('[data-testid=contact-list] [data-testid=contact]');
+  assert.equal(await erin.textContent('[data-testid=contact-list] [data-testid=contact-name]'), contact);
+  assert.equal(await erin.textContent('[data-testid=contact-list] [data-testid=contact-phone]'), '555 0100');
+
+  // None of it became an element, and no script ran.
+  for (const page of [erin, finn]) {
+    assert.deepEqual(await page.$$eval(FOREIGN, (els) => els.map((e) => e.outerHTML)), []);
+  }
+  const text = await visibleText(erin);
+  for (const typed of [topic, contact]) assert.ok(text.includes(typed), `${typed} is shown as typed`);
+  await screenshot(erin, 'safety-markup-fields');
+  assert.equal(dialogs, 0, 'no script ran');
+  await closePage(erin);
+  await closePage(finn);
 });
