@@ -24,10 +24,13 @@ pub(crate) struct RemoteUser {
 }
 
 impl Core {
-    /// This node's users, for the snapshot a peer gets when its link comes up.
+    /// This node's users, for the snapshot a peer gets when its link comes up, in the order
+    /// of their keys: the users are in a randomly keyed hash map, and a node's output must
+    /// depend only on its inputs, so that a simulated run replays exactly.
     pub fn local_presence(&self) -> Vec<UserPresence> {
-        self.users
-            .keys()
+        let mut keys: Vec<&String> = self.users.keys().collect();
+        keys.sort_unstable();
+        keys.into_iter()
             .filter_map(|k| self.presence_of(k))
             .collect()
     }
@@ -125,12 +128,7 @@ impl Core {
         out: &mut Vec<Effect>,
     ) {
         if snapshot {
-            let known: Vec<String> = self
-                .remote
-                .iter()
-                .filter(|(_, nodes)| nodes.contains_key(node))
-                .map(|(k, _)| k.clone())
-                .collect();
+            let known = self.announced_by(node);
             let fresh: BTreeSet<String> =
                 users.iter().map(|u| u.name.to_ascii_lowercase()).collect();
             for key in known.into_iter().filter(|k| !fresh.contains(k)) {
@@ -164,15 +162,22 @@ impl Core {
 
     /// A peer is down: its users leave the directory and their rooms.
     pub fn peer_gone(&mut self, node: &str, out: &mut Vec<Effect>) {
-        let keys: Vec<String> = self
+        for key in self.announced_by(node) {
+            self.set_remote(node, &key, None, out);
+        }
+    }
+
+    /// The keys of the users `node` announced, in order (`remote` is a randomly keyed hash
+    /// map: see [`Core::local_presence`]).
+    fn announced_by(&self, node: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
             .remote
             .iter()
             .filter(|(_, nodes)| nodes.contains_key(node))
             .map(|(k, _)| k.clone())
             .collect();
-        for key in keys {
-            self.set_remote(node, &key, None, out);
-        }
+        keys.sort_unstable();
+        keys
     }
 
     /// Two guests hold the same name on two nodes (taken on both sides of a partition, or at
