@@ -1,7 +1,7 @@
 // Keyboard only, labels, the live region, and a phone-width screen.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   Node,
@@ -11,6 +11,7 @@ import {
   paneMessages,
   screenshot,
   signIn,
+  test,
   visibleText,
   waitForMessage,
 } from './lib.mjs';

@@ -3,9 +3,9 @@
 // then drops it; the page's own /away reaches the console.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
-import { ConsoleClient, Node, closePage, joinRoom, launchBrowser, say, screenshot, signIn } from './lib.mjs';
+import { ConsoleClient, Node, closePage, joinRoom, launchBrowser, say, screenshot, signIn, test } from './lib.mjs';
 
 let node;
 let browser;

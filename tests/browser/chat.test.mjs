@@ -2,7 +2,7 @@
 // messages under the right name; a room not in view counts what came until it is opened.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   Node,
@@ -13,6 +13,7 @@ import {
   say,
   screenshot,
   signIn,
+  test,
   visibleText,
   waitForMessage,
 } from './lib.mjs';

@@ -1,7 +1,7 @@
 // A browser user and a console user (`switchboard chat --plain`) talk in a room and in private.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   ConsoleClient,
@@ -13,6 +13,7 @@ import {
   say,
   screenshot,
   signIn,
+  test,
   visibleText,
   waitForMessage,
 } from './lib.mjs';

@@ -5,10 +5,21 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 import { promisify } from 'node:util';
 
-import { BIN, ConsoleClient, Node, closePage, launchBrowser, screenshot, signIn, until, visibleText } from './lib.mjs';
+import {
+  BIN,
+  ConsoleClient,
+  Node,
+  closePage,
+  launchBrowser,
+  screenshot,
+  signIn,
+  test,
+  until,
+  visibleText,
+} from './lib.mjs';
 
 const run = promisify(execFile);
 

@@ -3,7 +3,7 @@
 // catch-up; and a new sign-in lists the user's conversations from `welcome.dms`.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   ConsoleClient,
@@ -16,6 +16,7 @@ import {
   say,
   screenshot,
   signIn,
+  test,
   waitForMessage,
 } from './lib.mjs';
 

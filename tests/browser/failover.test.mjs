@@ -4,7 +4,7 @@
 // to a at once.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   ConsoleClient,
@@ -17,6 +17,7 @@ import {
   say,
   screenshot,
   signIn,
+  test,
   until,
   waitForMessage,
 } from './lib.mjs';

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   ConsoleClient,
@@ -19,6 +19,7 @@ import {
   say,
   screenshot,
   signIn,
+  test,
   until,
   waitForMessage,
 } from './lib.mjs';

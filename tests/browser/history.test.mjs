@@ -3,7 +3,7 @@
 // room and in a direct conversation.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   ConsoleClient,
@@ -16,6 +16,7 @@ import {
   paneMessages,
   screenshot,
   signIn,
+  test,
   until,
   visibleText,
   waitForMessage,

@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   ConsoleClient,
@@ -23,6 +23,7 @@ import {
   say,
   screenshot,
   signIn,
+  test,
   tmpDir,
   until,
   waitForMessage,

@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { test as nodeTest } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
@@ -22,6 +23,17 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 /** How long a wait on the page or a console client may take before the test fails. */
 export const WAIT_MS = 20000;
+
+/**
+ * How long one test may take before it fails. Set on each test (by `test` below) rather than
+ * with `node --test-timeout`, which node 18 (Debian 12's) does not have.
+ */
+export const TEST_TIMEOUT_MS = 180000;
+
+/** node:test's `test(name, fn)`, with the time limit TEST_TIMEOUT_MS: the tests' `test`. */
+export function test(name, fn) {
+  return nodeTest(name, { timeout: TEST_TIMEOUT_MS }, fn);
+}
 
 /** Every child process started here, so that none outlives the tests. */
 const children = new Set();
@@ -409,13 +421,12 @@ function checkScreenshot(img, layout, file) {
 }
 
 /**
- * Takes a screenshot under test-artifacts/ and checks what a user would see in it (see
- * checkScreenshot): decoded and measured, not just taken. Returns the file and how many
+ * Takes a screenshot as test-artifacts/NAME.png (or `file`) and checks what a user would see in
+ * it (see checkScreenshot): decoded and measured, not just taken. Returns the file and how many
  * message texts were checked in the picture.
  */
-export async function screenshot(page, name) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  const file = path.join(ARTIFACTS, `${name}.png`);
+export async function screenshot(page, name, { file = path.join(ARTIFACTS, `${name}.png`) } = {}) {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   // The layout is read on both sides of the picture, so that the boxes are those of the
   // picture: a page still moving (a banner coming or going) is taken again.
   let layout = await layoutOf(page);

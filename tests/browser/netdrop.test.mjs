@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   ConsoleClient,
@@ -23,6 +23,7 @@ import {
   say,
   screenshot,
   signIn,
+  test,
   tmpDir,
   waitForMessage,
 } from './lib.mjs';

@@ -3,7 +3,7 @@
 // including those sent while it was away.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   ConsoleClient,
@@ -17,6 +17,7 @@ import {
   say,
   screenshot,
   signIn,
+  test,
   visibleText,
   waitForMessage,
 } from './lib.mjs';

@@ -3,7 +3,7 @@
 // messages and contact names are text too.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   Node,
@@ -14,6 +14,7 @@ import {
   say,
   screenshot,
   signIn,
+  test,
   visibleText,
   waitForMessage,
 } from './lib.mjs';

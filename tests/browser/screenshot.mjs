@@ -8,7 +8,9 @@ import path from 'node:path';
 
 import { execFileSync } from 'node:child_process';
 
-import { BIN, ROOT, Node, joinRoom, launchBrowser, say, signIn, waitForMessage } from './lib.mjs';
+import assert from 'node:assert/strict';
+
+import { BIN, ROOT, Node, joinRoom, launchBrowser, say, screenshot, signIn, waitForMessage } from './lib.mjs';
 
 const OUT = path.join(ROOT, 'docs/screenshot.png');
 
@@ -57,8 +59,14 @@ try {
   await alice.waitForFunction(() => document.querySelectorAll('[data-testid=contact-online]').length === 2);
   await alice.mouse.move(0, viewport.height - 1);
   await alice.locator('[data-testid=composer-input]').blur();
-  await alice.screenshot({ path: OUT });
-  console.log(`wrote ${OUT} (${fs.statSync(OUT).size} bytes)`);
+  // The picture is of the page as it is now: the composer's hint lists every command.
+  const hint = await alice.textContent('#composer-hint');
+  for (const command of ['/join', '/leave', '/msg', '/topic', '/away']) assert.ok(hint.includes(command), `the hint lacks ${command}`);
+  // Checked like the tests' screenshots: not blank, the parts of the page in view and apart,
+  // and the messages painted.
+  const shot = await screenshot(alice, 'docs-screenshot', { file: OUT });
+  assert.equal(shot.texts, lines.length, 'every message of the conversation is in the picture');
+  console.log(`wrote ${OUT} (${fs.statSync(OUT).size} bytes, ${shot.texts} messages checked)`);
 } finally {
   await browser.close();
   await node.stop();

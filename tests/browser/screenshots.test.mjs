@@ -3,9 +3,9 @@
 // message whose text is not painted, parts of the page on top of each other or off the screen.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
-import { Node, closePage, joinRoom, launchBrowser, say, screenshot, signIn, waitForMessage } from './lib.mjs';
+import { Node, closePage, joinRoom, launchBrowser, say, screenshot, signIn, test, waitForMessage } from './lib.mjs';
 
 let node;
 let browser;

@@ -3,7 +3,7 @@
 // text handling inside the browser, imported from the node that serves it.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 
 import {
   ChatState,
@@ -30,7 +30,7 @@ import {
   pingFromQuery,
   serversFromQuery,
 } from '../../web/js/protocol.js';
-import { Node, closePage, launchBrowser, openPage } from './lib.mjs';
+import { Node, closePage, launchBrowser, openPage, test } from './lib.mjs';
 
 /** Message `n` of #general: accepted by `origin` as its `oseq`, at Lamport time `lamport`. */
 const msg = (n, { origin = 'web1', oseq = n, lamport = n, from = 'bob', ...extra } = {}) => ({
