@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use switchboard_proto::cursor::{advance, covers};
 use switchboard_proto::server::{ChatMessage, DmInfo};
 use switchboard_proto::{
-    decode_server, encode_client, ClientMsg, Cursor, ErrorCode, Position, ServerMsg,
+    decode_server, encode_client, ClientMsg, Cursor, ErrorCode, Millis, Position, ServerMsg,
     PROTOCOL_VERSION,
 };
 use tokio::net::TcpStream;
@@ -45,6 +45,22 @@ pub struct Welcome {
     pub registered: bool,
     pub session: u64,
     pub dms: Vec<DmInfo>,
+}
+
+/// A sent message as its acknowledgement describes it: on disk, with its id and place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The message's id (`origin-oseq`), the same in every recipient's copy.
+    pub id: String,
+    /// The stream it belongs to: `#room` or `@alice:bob`.
+    pub stream: String,
+    /// Its sequence number in the stream's order: the Lamport clock it was accepted at
+    /// (ties broken by origin), as in the recipients' copies.
+    pub lamport: u64,
+    /// When the node accepted it, in milliseconds since the Unix epoch.
+    pub ts: Millis,
+    /// A direct message kept for an offline registered user, delivered at their sign-in.
+    pub queued: bool,
 }
 
 /// A connection to a node. Frames that arrive while a call waits for its reply are kept,
@@ -237,7 +253,15 @@ impl Client {
     }
 
     /// Sends a text to a room or a user and waits for its acknowledgement: `(id, queued)`.
+    /// [`Client::say_acked`] gives the whole acknowledgement.
     pub async fn say(&mut self, target: Target<'_>, text: &str) -> Result<(String, bool)> {
+        let sent = self.say_acked(target, text).await?;
+        Ok((sent.id, sent.queued))
+    }
+
+    /// Sends a text to a room or a user and waits for its acknowledgement, which tells where
+    /// the message stands in its stream and when the node accepted it.
+    pub async fn say_acked(&mut self, target: Target<'_>, text: &str) -> Result<Sent> {
         let reff = self.new_ref();
         let (room, to) = match target {
             Target::Room(r) => (Some(r.to_string()), None),
@@ -251,7 +275,20 @@ impl Client {
         })
         .await?;
         match self.reply(&reff).await? {
-            ServerMsg::Ack { id, queued, .. } => Ok((id, queued)),
+            ServerMsg::Ack {
+                id,
+                stream,
+                lamport,
+                ts,
+                queued,
+                ..
+            } => Ok(Sent {
+                id,
+                stream,
+                lamport,
+                ts,
+                queued,
+            }),
             other => Err(ClientError::Unexpected(Box::new(other))),
         }
     }

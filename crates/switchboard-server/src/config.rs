@@ -79,6 +79,13 @@ impl Config {
         switchboard_proto::validate_name(&self.node_name)
             .map_err(|e| anyhow::anyhow!("invalid node name {:?}: {e}", self.node_name))?;
         anyhow::ensure!(self.max_connections > 0, "max connections must be positive");
+    /// How often a connection's writer pings its client: a third of the idle timeout, so a
+    /// live client answers two or three times before the timeout, even with one ping lost
+    /// behind a slow write.
+    pub fn ping_every(&self) -> Duration {
+        self.idle_timeout / 3
+    }
+
         anyhow::ensure!(
             self.rate_per_sec > 0 && self.burst > 0,
             "rate limits must be positive"
@@ -96,5 +103,26 @@ impl Config {
             bp.validate(&self.node_name)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_connection_is_noticed_within_30_seconds_by_default() {
+        let c = Config::new("n1", "/tmp/unused");
+        assert!(
+            c.idle_timeout <= Duration::from_secs(30),
+            "{:?}",
+            c.idle_timeout
+        );
+        assert_eq!(c.idle_timeout, Duration::from_secs(30));
+        // A live client is pinged often enough to answer before the timeout, twice over.
+        assert_eq!(c.ping_every(), Duration::from_secs(10));
+        assert!(c.ping_every() * 2 < c.idle_timeout);
+        assert!(c.handshake_timeout <= c.idle_timeout);
+        c.validate().unwrap();
     }
 }

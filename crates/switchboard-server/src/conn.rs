@@ -67,7 +67,7 @@ async fn serve(
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
     let outbox = Arc::new(Outbox::new(shared.cfg.outbox_bytes));
-    let writer = spawn_writer(sink, outbox.clone(), shared.cfg.idle_timeout / 3);
+    let writer = spawn_writer(sink, outbox.clone(), shared.cfg.ping_every());
     let mut conn = Conn {
         shared: shared.clone(),
         session,
@@ -388,8 +388,7 @@ impl Conn {
             messages: page.messages,
             more: page.more,
         });
-        self.outbox
-            .push(&Utf8Bytes::try_from(frame).expect("JSON is UTF-8"));
+        self.queue(frame);
         Ok(())
     }
 
@@ -416,8 +415,14 @@ impl Conn {
             message: message.to_string(),
             reff,
         });
-        self.outbox
-            .push(&Utf8Bytes::try_from(frame).expect("JSON is UTF-8"));
+        self.queue(frame);
+    }
+
+    /// Queues a reply of this connection's own through [`Shared::push`], the one push path,
+    /// so that it is counted in `frames_out` and an overflow on it in `queue_overflows`.
+    fn queue(&self, frame: bytes::Bytes) {
+        let text = Utf8Bytes::try_from(frame).expect("JSON is UTF-8");
+        self.shared.push(&self.outbox, &text);
     }
 
     /// Closes the connection with an error the client can read.

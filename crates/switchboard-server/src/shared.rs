@@ -179,10 +179,19 @@ impl Shared {
                             }
                             n += 1;
                         }
+                        // A direct message kept for an offline user comes this way at sign-in.
+                        if switchboard_proto::is_message_frame(&frame) {
+                            self.metrics.deliveries.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                    self.metrics.deliveries.fetch_add(n, Ordering::Relaxed);
+                    if message {
+                        self.metrics.deliveries.fetch_add(n, Ordering::Relaxed);
+                    }
                 }
                 Effect::Close {
+                    // Presence, topics, away and contact news fan out too; `deliveries`
+                    // counts chat messages only, as its help text says.
+                    let message = switchboard_proto::is_message_frame(&frame);
                     session,
                     code,
                     reason,
@@ -208,7 +217,9 @@ impl Shared {
         }
     }
 
-    fn push(&self, ob: &Outbox, frame: &Utf8Bytes) {
+    /// Queues a frame to one outbox, counting it in `frames_out`, or in `queue_overflows`
+    /// when it overflows the outbox. Every frame to a client goes this way.
+    pub(crate) fn push(&self, ob: &Outbox, frame: &Utf8Bytes) {
         match ob.push(frame) {
             Pushed::Queued => {
                 self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);

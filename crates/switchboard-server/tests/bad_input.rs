@@ -158,6 +158,7 @@ async fn invalid_utf8_closes_the_connection_with_a_reason() {
 #[tokio::test]
 async fn the_first_message_must_be_hello_with_a_known_version() {
     let s = TestServer::start().await;
+    let mut by = bystander(&s).await;
     let mut c = Client::connect(&s.url).await.unwrap();
     c.send(&ClientMsg::Join {
         room: "x".into(),
@@ -185,6 +186,21 @@ async fn the_first_message_must_be_hello_with_a_known_version() {
             ..
         }
     )));
+    // The version this node speaks is welcomed, and the welcome names it.
+    let mut c = Client::connect(&s.url).await.unwrap();
+    c.send_raw(r#"{"type":"hello","v":1,"name":"current"}"#)
+        .await
+        .unwrap();
+    let v = c
+        .wait_for(WAIT, |m| match m {
+            ServerMsg::Welcome { v, .. } => Some(*v),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, switchboard_proto::PROTOCOL_VERSION);
+    assert_eq!(v, 1);
+    still_fine(&mut by).await;
 }
 
 #[tokio::test]
@@ -335,6 +351,7 @@ async fn a_slow_consumer_is_told_and_disconnected_without_hurting_others() {
         }
     }
     let seen = until_closed(&mut slow).await;
+    assert_eq!(metric(&s, "switchboard_queue_overflows_total").await, 1.0);
     assert!(
         matches!(
             seen.last(),
@@ -356,4 +373,106 @@ async fn a_slow_consumer_is_told_and_disconnected_without_hurting_others() {
         .await
         .unwrap();
     assert_eq!(got, id);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_history_is_a_counted_slow_consumer() {
+    let s = TestServer::start_with(|c| c.outbox_bytes = 64 * 1024).await;
+    let mut by = bystander(&s).await;
+    let text = "h".repeat(8 * 1024);
+    for _ in 0..200 {
+        by.say(Target::Room("safe"), &text).await.unwrap();
+    }
+    let mut slow = s.client("reader").await;
+    // Each page is some 1.7 MB; far more than the outbox and the socket buffers hold.
+    for _ in 0..40 {
+        let page = ClientMsg::History {
+            room: Some("safe".into()),
+            with: None,
+            before: None,
+            after: None,
+            limit: Some(500),
+            reff: None,
+        };
+        if slow.send(&page).await.is_err() {
+            break;
+        }
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while metric(&s, "switchboard_queue_overflows_total").await < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "no overflow counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = until_closed(&mut slow).await;
+    assert!(
+        matches!(
+            seen.last(),
+            Some(ServerMsg::Error {
+                code: ErrorCode::SlowConsumer,
+                ..
+            })
+        ),
+        "{:?}",
+        seen.last()
+    );
+    assert_eq!(metric(&s, "switchboard_queue_overflows_total").await, 1.0);
+    still_fine(&mut by).await;
+}
+
+#[tokio::test]
+async fn twenty_malformed_frames_are_answered_and_the_next_one_closes_the_connection() {
+    let s = TestServer::start().await;
+    let mut by = bystander(&s).await;
+    let mut c = s.client("sloppy").await;
+    for _ in 0..20 {
+        c.send_raw("{oops").await.unwrap();
+        assert_eq!(next_error(&mut c).await.0, ErrorCode::BadJson);
+    }
+    // Still open after twenty.
+    assert!(matches!(
+        c.request(ClientMsg::Ping { reff: None }).await.unwrap(),
+        ServerMsg::Pong { .. }
+    ));
+    c.send_raw("{oops").await.unwrap();
+    let seen = until_closed(&mut c).await;
+    let last = seen.iter().rev().find_map(|m| match m {
+        ServerMsg::Error { code, message, .. } => Some((*code, message.clone())),
+        _ => None,
+    });
+    let (code, message) = last.expect("told why");
+    assert_eq!(code, ErrorCode::BadJson);
+    assert!(message.contains("too many bad frames"), "{message}");
+    assert_eq!(metric(&s, "switchboard_protocol_errors_total").await, 21.0);
+    still_fine(&mut by).await;
+}
+
+#[tokio::test]
+async fn passwords_outside_the_length_limit_are_refused() {
+    use switchboard_proto::limits::MAX_PASSWORD_BYTES;
+    let s = TestServer::start().await;
+    let mut by = bystander(&s).await;
+    for (name, password) in [
+        ("long", "p".repeat(MAX_PASSWORD_BYTES + 1)),
+        ("empty", String::new()),
+    ] {
+        let err = Client::connect_as(&s.url, name, Some(&password))
+            .await
+            .map(|_| ());
+        assert!(
+            matches!(
+                err,
+                Err(switchboard_client::ClientError::Refused {
+                    code: ErrorCode::TooLarge,
+                    ..
+                })
+            ),
+            "{name}: {err:?}"
+        );
+    }
+    // Exactly the limit is fine, and registers the name.
+    let (_c, w) = Client::connect_as(&s.url, "long", Some(&"p".repeat(MAX_PASSWORD_BYTES)))
+        .await
+        .unwrap();
+    assert!(w.registered);
+    still_fine(&mut by).await;
 }

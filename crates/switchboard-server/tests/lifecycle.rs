@@ -125,3 +125,35 @@ async fn history_rooms_accounts_and_inboxes_survive_a_restart() {
     ids.dedup();
     assert_eq!(ids.len(), 31);
 }
+
+#[tokio::test]
+async fn a_hello_during_shutdown_is_told_the_node_is_shutting_down() {
+    let s = TestServer::start().await;
+    let mut by = s.client("present").await;
+    by.join("r").await.unwrap();
+    // Connected, but not yet signed in when the node begins to stop.
+    let mut late = Client::connect(&s.url).await.unwrap();
+    let stopping = tokio::spawn(s.stop("going down"));
+    // The node tells its clients once it refuses hellos.
+    let seen = until_closed(&mut by).await;
+    assert!(
+        seen.iter()
+            .any(|m| matches!(m, ServerMsg::Shutdown { reason } if reason == "going down")),
+        "{seen:?}"
+    );
+    late.send_raw(r#"{"type":"hello","v":1,"name":"late"}"#)
+        .await
+        .unwrap();
+    let seen = until_closed(&mut late).await;
+    assert!(
+        seen.iter().any(|m| matches!(
+            m,
+            ServerMsg::Error {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }
+        )),
+        "{seen:?}"
+    );
+    stopping.await.unwrap();
+}

@@ -408,3 +408,24 @@ pub async fn eventually(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The node's `/metrics`: each sample's name (with its labels) and value.
+pub async fn metrics(s: &TestServer) -> std::collections::BTreeMap<String, f64> {
+    let (code, body) = http_get(s.addr, "/metrics").await;
+    assert_eq!(code, 200);
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').expect("a sample is `name value`");
+            (name.to_string(), value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+/// One metric of the node, by its full name (`switchboard_` and the rest); panics if absent.
+pub async fn metric(s: &TestServer, name: &str) -> f64 {
+    *metrics(s)
+        .await
+        .get(name)
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
