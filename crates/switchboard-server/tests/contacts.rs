@@ -1,10 +1,14 @@
-//! Contact books over the native protocol, on one node and across two.
+//! Contact books over the native protocol, on one node and across two, a book's privacy,
+//! and the same books through seed 000's binary protocol on another node.
 
 mod common;
+#[path = "common/seed000_wire.rs"]
+mod seed000_wire;
 
 use common::*;
 use switchboard_client::{Client, ClientError};
 use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
+use tokio::io::AsyncWriteExt;
 
 fn set(name: &str, phone: &str) -> ClientMsg {
     ClientMsg::ContactSet {
@@ -156,4 +160,139 @@ async fn books_replicate_across_nodes() {
         book(&mut on_a).await,
         vec![("Ana".into(), "222".into(), false)]
     );
+}
+
+fn delete(name: &str) -> ClientMsg {
+    ClientMsg::ContactDelete {
+        name: name.into(),
+        reff: None,
+    }
+}
+
+/// Polls a native client's book until it equals `want`.
+async fn until_book(c: &mut Client, want: &[(&str, &str)]) {
+    let want: Vec<(String, String, bool)> = want
+        .iter()
+        .map(|(n, p)| (n.to_string(), p.to_string(), false))
+        .collect();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let got = book(c).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the book is {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_and_binary_clients_share_a_book_across_nodes() {
+    use seed000_wire::{client_delete, client_update, until_listed};
+    let a = TestServer::start_with_contacts(clustered("a", vec![])).await;
+    let b = TestServer::start_with_contacts(clustered("b", vec![format!("ws://{}", a.addr)])).await;
+    wait_view(&b, "linked", all_up(&["a"])).await;
+    // Native on node a -> binary ListAll on node b.
+    let (mut native, _) = Client::connect_as(&a.url, "carol", Some("pw"))
+        .await
+        .unwrap();
+    native.request(set("Juan", "111")).await.unwrap();
+    native
+        .request(set("Ana Maria", "+55 85 2222"))
+        .await
+        .unwrap();
+    let on_b = b.contacts_addr.unwrap();
+    // The handshake may spell the name in any case: names are unique regardless of case.
+    until_listed(
+        on_b,
+        "Carol",
+        &[("Ana Maria", "+55 85 2222"), ("Juan", "111")],
+    )
+    .await;
+    // Binary Update and Delete on node b -> the native list on node a.
+    let mut binary = seed000_wire::client(on_b, b"carol").await;
+    let mut frames = client_update(b"Bea", b"333");
+    frames.extend(client_delete(b"Juan"));
+    frames.extend(client_update(b"Ana Maria", b"444"));
+    binary.write_all(&frames).await.unwrap();
+    until_book(&mut native, &[("Ana Maria", "444"), ("Bea", "333")]).await;
+    // And node a's own binary listener agrees.
+    until_listed(
+        a.contacts_addr.unwrap(),
+        "carol",
+        &[("Ana Maria", "444"), ("Bea", "333")],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_user_can_neither_read_nor_change_another_users_book() {
+    let s = TestServer::start().await;
+    let (mut bob, _) = Client::connect_as(&s.url, "bob", Some("pw")).await.unwrap();
+    let (mut bob2, _) = Client::connect_as(&s.url, "bob", Some("pw")).await.unwrap();
+    let (mut alice, _) = Client::connect_as(&s.url, "alice", Some("pw2"))
+        .await
+        .unwrap();
+    bob.request(set("Juan", "111")).await.unwrap();
+    bob.request(set("Secret", "999")).await.unwrap();
+    // Alice's book is hers alone: bob's contacts are not in it.
+    assert!(book(&mut alice).await.is_empty());
+    // No request names another user's book: one that tries is refused whole.
+    for attempt in [
+        r#"{"type":"contacts","user":"bob"}"#,
+        r#"{"type":"contact_set","user":"bob","name":"Juan","phone":"666"}"#,
+        r#"{"type":"contact_delete","user":"bob","name":"Secret"}"#,
+        r#"{"type":"contact_delete","name":"Secret","book":"bob"}"#,
+    ] {
+        alice.send_raw(attempt).await.unwrap();
+        let (code, message) = next_error(&mut alice).await;
+        assert_eq!(code, ErrorCode::BadRequest, "{attempt}: {message}");
+    }
+    // Her edits of the same names touch her book only.
+    alice.request(set("Juan", "666")).await.unwrap();
+    assert_eq!(
+        code(alice.request(delete("Secret")).await),
+        ErrorCode::NotFound,
+        "bob's contact is no contact of alice's"
+    );
+    alice.request(delete("Juan")).await.unwrap();
+    alice.request(set("Zoe", "777")).await.unwrap();
+    assert_eq!(
+        book(&mut alice).await,
+        vec![("Zoe".into(), "777".into(), false)]
+    );
+    assert_eq!(
+        book(&mut bob).await,
+        vec![
+            ("Juan".into(), "111".into(), false),
+            ("Secret".into(), "999".into(), false)
+        ]
+    );
+    // Bob's other session hears of his own changes and of none of hers.
+    bob.request(set("Last", "1")).await.unwrap();
+    let mut news = Vec::new();
+    while news.last().map(|(n, _): &(String, _)| n.as_str()) != Some("Last") {
+        let item = bob2
+            .wait_for(WAIT, |m| match m {
+                ServerMsg::Contact { name, phone, .. } => Some((name.clone(), phone.clone())),
+                _ => None,
+            })
+            .await
+            .unwrap();
+        news.push(item);
+    }
+    let mine = |n: &str, p: &str| (n.to_string(), Some(p.to_string()));
+    assert_eq!(
+        news,
+        vec![
+            mine("Juan", "111"),
+            mine("Secret", "999"),
+            mine("Last", "1")
+        ]
+    );
+    // And bob's book, read again after all that, is unchanged but for his own change.
+    assert_eq!(book(&mut bob).await.len(), 3);
 }
