@@ -114,10 +114,20 @@ impl Core {
             }
             Pending::Contact {
                 user,
+                shown,
                 name,
                 phone,
+                lamport,
                 reply,
-            } => self.contact_changed(&user, name, phone, reply, out),
+            } => {
+                let change = crate::contacts::Change {
+                    shown,
+                    name,
+                    phone,
+                    lamport,
+                };
+                self.contact_changed(&user, change, reply, out)
+            }
         }
     }
 

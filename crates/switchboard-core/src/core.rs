@@ -161,9 +161,16 @@ pub(crate) enum Pending {
         session: SessionId,
     },
     Contact {
+        /// The book: the user's name key.
         user: String,
+        /// The user's name as the change wrote it (case kept), for seed 000's wire.
+        shown: String,
         name: String,
         phone: Option<String>,
+        /// The Lamport clock of the change's stamp.
+        lamport: u64,
+        /// The session that asked (answered once durable), or the seed 000 link the change
+        /// came from (which must not hear it back).
         reply: Option<(SessionId, Option<String>)>,
     },
 }

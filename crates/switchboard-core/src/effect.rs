@@ -22,9 +22,15 @@ pub enum Effect {
     /// A contact changed (set, or deleted when `phone` is `None`), here or on another node:
     /// for the seed 000 gateway, which forwards it to the original servers it links with.
     ContactChanged {
+        /// The user's name as the change wrote it, case kept (seed 000 sends it as given).
         user: String,
         name: String,
         phone: Option<String>,
+        /// The Lamport clock of the change's stamp: what seed 000 frames carry as its clock.
+        lamport: u64,
+        /// The session or seed 000 link the change came from, if it was made on this node:
+        /// a link never hears back its own changes.
+        by: Option<SessionId>,
     },
     /// Send a message to one peer.
     ToPeer {

@@ -25,6 +25,7 @@ mod scoped;
 
 pub use crate::core::{Auth, Config, Core, Restore, SessionId, Stamp, MAX_PENDING};
 pub use crate::queries::Census;
+pub use contacts::BookEntry;
 pub use effect::Effect;
 pub use replica::Skipped;
 pub use switchboard_proto::ops::{InboxEntry, Op, OpBody, OpMeta};

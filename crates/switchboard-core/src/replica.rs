@@ -96,11 +96,15 @@ impl Core {
                 }
             }
             OpBody::ContactSet {
-                user, name, phone, ..
-            } => self.contact_pending(user, name, Some(phone.clone()), stamp),
-            OpBody::ContactDelete { user, name, .. } => {
-                self.contact_pending(user, name, None, stamp)
-            }
+                user,
+                name,
+                phone,
+                shown,
+                ..
+            } => self.contact_pending(user, shown, name, Some(phone.clone()), stamp),
+            OpBody::ContactDelete {
+                user, name, shown, ..
+            } => self.contact_pending(user, shown, name, None, stamp),
             OpBody::InboxDelivered { user, entries } => {
                 if let Some(q) = self.inbox.get_mut(user) {
                     q.retain(|e| {
@@ -179,15 +183,20 @@ impl Core {
     fn contact_pending(
         &mut self,
         user: &str,
+        shown: &Option<String>,
         name: &str,
         phone: Option<String>,
         at: crate::Stamp,
     ) -> Pending {
-        if self.merge_contact(user, name, phone.clone(), at) {
+        let lamport = at.0;
+        let shown = shown.clone().unwrap_or_else(|| user.to_string());
+        if self.merge_contact(user, &shown, name, phone.clone(), at) {
             Pending::Contact {
                 user: user.to_string(),
+                shown,
                 name: name.to_string(),
                 phone,
+                lamport,
                 reply: None,
             }
         } else {

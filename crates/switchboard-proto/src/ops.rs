@@ -57,17 +57,27 @@ pub enum OpBody {
     /// A contact of a user's book was set: a last-writer-wins register per (user, contact),
     /// ordered by (Lamport clock, origin).
     ContactSet {
+        /// The book: the user's name key (lowercase).
         user: String,
         name: String,
         phone: String,
         ts: Millis,
+        /// The user's name as the change wrote it, when its case differs from `user`: seed
+        /// 000's wire carries user names as given ("Beloin"), and a node forwarding this change
+        /// to an original server must send what was written, not the key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shown: Option<String>,
     },
     /// A contact was deleted: a tombstone in the same register, so that an older update
     /// arriving late cannot bring it back.
     ContactDelete {
+        /// The book: the user's name key (lowercase).
         user: String,
         name: String,
         ts: Millis,
+        /// As in `ContactSet`: the user's name as written, when it differs from `user`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shown: Option<String>,
     },
     /// Inbox entries of a user were delivered and may be forgotten.
     InboxDelivered {

@@ -44,6 +44,10 @@ pub struct Config {
     pub tls_ca: Option<PathBuf>,
     /// Original seed 000 contact servers to link with (`HOST:PORT`).
     pub contacts_peers: Vec<String>,
+    /// How long a seed 000 server link may take to deliver one whole frame (its heartbeats
+    /// come every 5 s) before it is dropped. 20 s; no flag sets it: tests shorten it to see
+    /// a peer that stalls mid-frame dropped without waiting 20 s.
+    pub contacts_peer_silence: Duration,
     /// NATS (with JetStream) as the cluster's backplane instead of peer links.
     pub backplane: Option<crate::backplane::BackplaneConfig>,
 }
@@ -70,15 +74,11 @@ impl Config {
             tls: None,
             tls_ca: None,
             contacts_peers: Vec::new(),
+            contacts_peer_silence: Duration::from_secs(20),
             backplane: None,
         }
     }
 
-    /// Checks the settings that could make the node misbehave.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        switchboard_proto::validate_name(&self.node_name)
-            .map_err(|e| anyhow::anyhow!("invalid node name {:?}: {e}", self.node_name))?;
-        anyhow::ensure!(self.max_connections > 0, "max connections must be positive");
     /// How often a connection's writer pings its client: a third of the idle timeout, so a
     /// live client answers two or three times before the timeout, even with one ping lost
     /// behind a slow write.
@@ -86,6 +86,11 @@ impl Config {
         self.idle_timeout / 3
     }
 
+    /// Checks the settings that could make the node misbehave.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        switchboard_proto::validate_name(&self.node_name)
+            .map_err(|e| anyhow::anyhow!("invalid node name {:?}: {e}", self.node_name))?;
+        anyhow::ensure!(self.max_connections > 0, "max connections must be positive");
         anyhow::ensure!(
             self.rate_per_sec > 0 && self.burst > 0,
             "rate limits must be positive"

@@ -40,9 +40,15 @@ pub(crate) struct Shared {
 /// A contact set (with `phone`) or deleted, here or on another node.
 #[derive(Debug, Clone)]
 pub(crate) struct ContactChange {
+    /// The user's name as the change wrote it (case kept): seed 000 sends it as given.
     pub user: String,
     pub name: String,
     pub phone: Option<String>,
+    /// The Lamport clock of the change's stamp, the clock its seed 000 frame carries.
+    pub lamport: u64,
+    /// The session or seed 000 link it came from when made on this node: that link does
+    /// not hear it back.
+    pub by: Option<SessionId>,
 }
 
 impl Shared {
@@ -152,21 +158,38 @@ impl Shared {
         let mut peers = Vec::new();
         for effect in effects {
             match effect {
-                Effect::ContactChanged { user, name, phone } => {
+                Effect::ContactChanged {
+                    user,
+                    name,
+                    phone,
+                    lamport,
+                    by,
+                } => {
                     // No receiver (no seed 000 peer) is fine.
-                    let _ = self
-                        .contact_changes
-                        .send(ContactChange { user, name, phone });
+                    let _ = self.contact_changes.send(ContactChange {
+                        user,
+                        name,
+                        phone,
+                        lamport,
+                        by,
+                    });
                 }
                 e @ (Effect::ToPeer { .. } | Effect::ToPeers(_) | Effect::CatchUp { .. }) => {
                     peers.push(e)
                 }
                 Effect::Send { to, frame } => {
                     if let Some(ob) = outboxes.get(&to) {
+                        // A direct message kept for an offline user comes this way at sign-in.
+                        if switchboard_proto::is_message_frame(&frame) {
+                            self.metrics.deliveries.fetch_add(1, Ordering::Relaxed);
+                        }
                         self.push(ob, &to_utf8(frame));
                     }
                 }
                 Effect::Fanout { to, frame } => {
+                    // Presence, topics, away and contact news fan out too; `deliveries`
+                    // counts chat messages only, as its help text says.
+                    let message = switchboard_proto::is_message_frame(&frame);
                     let frame = to_utf8(frame);
                     // IRC members get the message as IRC text, rendered once here.
                     let mut irc = crate::irc::fanout::Lines::new(&frame);
@@ -179,19 +202,12 @@ impl Shared {
                             }
                             n += 1;
                         }
-                        // A direct message kept for an offline user comes this way at sign-in.
-                        if switchboard_proto::is_message_frame(&frame) {
-                            self.metrics.deliveries.fetch_add(1, Ordering::Relaxed);
-                        }
                     }
                     if message {
                         self.metrics.deliveries.fetch_add(n, Ordering::Relaxed);
                     }
                 }
                 Effect::Close {
-                    // Presence, topics, away and contact news fan out too; `deliveries`
-                    // counts chat messages only, as its help text says.
-                    let message = switchboard_proto::is_message_frame(&frame);
                     session,
                     code,
                     reason,

@@ -17,11 +17,13 @@ fn contact_op(origin: &str, oseq: u64, lamport: u64, name: &str, phone: Option<&
                 name: name.into(),
                 phone: p.into(),
                 ts: 0,
+                shown: None,
             },
             None => OpBody::ContactDelete {
                 user: "bob".into(),
                 name: name.into(),
                 ts: 0,
+                shown: None,
             },
         },
     }
