@@ -164,3 +164,125 @@ async fn a_partition_heals_into_one_history_and_one_owner_per_name() {
     let pong = zed_b.request(ClientMsg::Ping { reff: None }).await;
     assert!(pong.is_ok(), "the first taker keeps the name: {pong:?}");
 }
+
+/// A raw peer handshake against `node`'s `/v1/peer`, as a dialler named `me`: reads the
+/// challenge, answers with `prove`, returns the challenge and the node's answer.
+async fn handshake(
+    node: &TestServer,
+    me: &str,
+    version: u32,
+    mac: &str,
+) -> (
+    switchboard_proto::peer::PeerMsg,
+    Option<switchboard_proto::peer::PeerMsg>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use switchboard_proto::peer::PeerMsg;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/v1/peer", url(node)))
+        .await
+        .unwrap();
+    let challenge = match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+        Some(Ok(Message::Text(t))) => serde_json::from_str::<PeerMsg>(&t).unwrap(),
+        other => panic!("expected a challenge or a refusal first, got {other:?}"),
+    };
+    if matches!(challenge, PeerMsg::Refused { .. }) {
+        return (challenge, None);
+    }
+    let prove = PeerMsg::Prove {
+        v: version,
+        node: me.into(),
+        url: "ws://127.0.0.1:1".into(),
+        nonce: "00".repeat(32),
+        mac: mac.into(),
+    };
+    ws.send(Message::text(serde_json::to_string(&prove).unwrap()))
+        .await
+        .unwrap();
+    let answer = match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+        Some(Ok(Message::Text(t))) => Some(serde_json::from_str::<PeerMsg>(&t).unwrap()),
+        _ => None,
+    };
+    (challenge, answer)
+}
+
+fn refusal(msg: Option<switchboard_proto::peer::PeerMsg>) -> String {
+    match msg {
+        Some(switchboard_proto::peer::PeerMsg::Refused { reason }) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_version_or_without_the_secret_is_refused_with_the_reason() {
+    use switchboard_proto::peer::{PeerMsg, PEER_VERSION};
+    let a = TestServer::start_with(clustered("a", vec![])).await;
+    // Another protocol version: refused before its proof is even looked at.
+    let (challenge, answer) = handshake(&a, "future", PEER_VERSION + 1, "").await;
+    assert!(
+        matches!(&challenge, PeerMsg::Challenge { v, node, .. } if *v == PEER_VERSION && node == "a"),
+        "{challenge:?}"
+    );
+    let reason = refusal(answer);
+    assert!(
+        reason.contains(&format!("version {}", PEER_VERSION + 1))
+            && reason.contains(&PEER_VERSION.to_string()),
+        "{reason}"
+    );
+    // The right version with a proof made without the secret.
+    let (_, answer) = handshake(&a, "guesser", PEER_VERSION, &"ab".repeat(32)).await;
+    assert_eq!(refusal(answer), "wrong cluster secret");
+    // A node with no secret refuses every peer, saying clustering is off.
+    let lone = TestServer::start_with(|c| c.node_name = "lone".into()).await;
+    let (first, _) = handshake(&lone, "b", PEER_VERSION, "").await;
+    let reason = refusal(Some(first));
+    assert!(reason.contains("no cluster secret"), "{reason}");
+    // None of them became a member.
+    assert!(cluster_view(&a).await.is_empty());
+    assert!(cluster_view(&lone).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_dialling_a_peer_of_another_version_refuses_it_and_says_why() {
+    use futures_util::{SinkExt, StreamExt};
+    use switchboard_proto::peer::{PeerMsg, PEER_VERSION};
+    use tokio_tungstenite::tungstenite::Message;
+    // A fake peer from the future: it challenges with the next version.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake = format!("ws://{}", listener.local_addr().unwrap());
+    let a = TestServer::start_with(clustered("a", vec![fake])).await;
+    let (tcp, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let challenge = PeerMsg::Challenge {
+        v: PEER_VERSION + 1,
+        node: "future".into(),
+        nonce: "00".repeat(32),
+    };
+    ws.send(Message::text(serde_json::to_string(&challenge).unwrap()))
+        .await
+        .unwrap();
+    // The node does not prove itself to it: it answers with the reason and closes.
+    let answer = match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+        Some(Ok(Message::Text(t))) => Some(serde_json::from_str::<PeerMsg>(&t).unwrap()),
+        _ => None,
+    };
+    let reason = refusal(answer);
+    assert_eq!(
+        reason,
+        format!(
+            "peer protocol version {} is not {PEER_VERSION}",
+            PEER_VERSION + 1
+        )
+    );
+    assert!(
+        !matches!(
+            tokio::time::timeout(WAIT, ws.next()).await.unwrap(),
+            Some(Ok(Message::Text(_)))
+        ),
+        "nothing more after the refusal"
+    );
+    assert!(!cluster_view(&a).await.contains_key("future"));
+}

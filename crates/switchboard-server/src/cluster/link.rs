@@ -146,7 +146,14 @@ pub(crate) async fn dial(shared: Arc<Shared>, url: String) {
             run(shared, node, url, me, rx, tx).await;
         }
         Err(e) => {
-            tracing::debug!(%url, error = %e, "dialling a peer failed");
+            // A refusal is a configuration error (secret, version, name) that retrying will
+            // not fix: the operator must see it. An unreachable peer is routine while it is
+            // down, and is retried quietly.
+            if e.is::<Refusal>() {
+                tracing::warn!(%url, error = %e, "a peer refused the link");
+            } else {
+                tracing::debug!(%url, error = %e, "dialling a peer failed");
+            }
             shared
                 .cluster
                 .membership
@@ -156,6 +163,18 @@ pub(crate) async fn dial(shared: Arc<Shared>, url: String) {
         }
     }
 }
+
+/// The handshake failed on a refusal (either side's), not on the network.
+#[derive(Debug)]
+struct Refusal(String);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 async fn try_dial(shared: &Shared, url: &str) -> anyhow::Result<(String, TextStream, TextSink)> {
     let secret = shared
@@ -181,7 +200,21 @@ async fn try_dial(shared: &Shared, url: &str) -> anyhow::Result<(String, TextStr
     let (mut rx, mut tx) = from_tungstenite(ws);
     let (node, nonce) = match recv(&mut rx).await? {
         PeerMsg::Challenge { v, node, nonce } if v == PEER_VERSION => (node, nonce),
-        PeerMsg::Refused { reason } => anyhow::bail!("refused: {reason}"),
+        PeerMsg::Challenge { v, node, .. } => {
+            // Say why before closing, so the operator of the other node reads it too.
+            let reason = format!("peer protocol version {v} is not {PEER_VERSION}");
+            let _ = send(
+                &mut tx,
+                &PeerMsg::Refused {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            return Err(Refusal(format!("{node} at {url}: {reason}")).into());
+        }
+        PeerMsg::Refused { reason } => {
+            return Err(Refusal(format!("{url} refused: {reason}")).into())
+        }
         other => anyhow::bail!("expected a challenge, got {other:?}"),
     };
     anyhow::ensure!(node != me, "{url} is this node itself");
@@ -219,7 +252,7 @@ async fn try_dial(shared: &Shared, url: &str) -> anyhow::Result<(String, TextStr
                 .learn(&members, now_ms());
             Ok((node, rx, tx))
         }
-        PeerMsg::Refused { reason } => anyhow::bail!("refused: {reason}"),
+        PeerMsg::Refused { reason } => Err(Refusal(format!("{url} refused: {reason}")).into()),
         other => anyhow::bail!("expected accepted, got {other:?}"),
     }
 }
