@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::seed001::Seed001;
 use common::*;
 
 const SECRET: &str = "cluster-test-secret-0123";
@@ -42,9 +43,10 @@ fn node_with(dir: &std::path::Path, name: &str, port: u16, peers: &[u16], extra:
 /// asynchronously).
 fn until_online(c: &mut Console, who: &str) {
     let deadline = std::time::Instant::now() + WAIT;
+    let mut mark = c.mark();
     loop {
         c.say("/who");
-        let line = c.expect("* online (");
+        let line = c.expect_after(&mut mark, "* online (");
         if line.contains(who) {
             return;
         }
@@ -52,39 +54,93 @@ fn until_online(c: &mut Console, who: &str) {
             std::time::Instant::now() < deadline,
             "{who} never online: {line}"
         );
-        c.seen.retain(|l| !l.starts_with("* online ("));
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
 #[test]
 fn seed_001_two_servers_in_either_start_order_and_either_restarts() {
+    seed_001_pair(StartFirst::B);
+    seed_001_pair(StartFirst::A);
+}
+
+/// Which of seed 001's two servers starts first (B is the one given `--peer A`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartFirst {
+    A,
+    B,
+}
+
+/// Seed 001's scenario with real processes: A and B linked, a console user on A and a seed
+/// 001 client (its own wire: text frames at `/ws`) on B; then A restarts, then B restarts,
+/// and the lobby carries every message across each time.
+fn seed_001_pair(first: StartFirst) {
     let (pa, pb) = (free_port(), free_port());
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    // B starts first, pointing at A, which is not up yet.
-    let b = node(db.path(), "B", pb, &[pa]);
-    let a = node(da.path(), "A", pa, &[]);
-    let mut on_a = Console::start(&a, "alice", &[]);
-    let mut on_b = Console::start(&b, "bob", &[]);
-    on_a.say("/join lobby");
-    on_b.say("/join lobby");
-    on_a.expect("* joined #lobby");
-    on_b.expect("* joined #lobby");
-    on_a.say("hello from A");
-    on_b.expect("[#lobby] alice: hello from A");
-    on_b.say("hello from B");
-    on_a.expect("[#lobby] bob: hello from B");
+    let start_a = || node(da.path(), "A", pa, &[]);
+    let start_b = || node(db.path(), "B", pb, &[pa]);
+    let (a, b) = match first {
+        // B first: it dials A, which is not up yet, until A answers.
+        StartFirst::B => {
+            let b = start_b();
+            (start_a(), b)
+        }
+        StartFirst::A => {
+            let a = start_a();
+            (a, start_b())
+        }
+    };
+    let mut alice = Console::start(&a, "alice", &[]);
+    alice.say("/join lobby");
+    alice.expect("* joined #lobby");
+    let mut bob = Seed001::connect(&b.addr, "bob");
+    let mut mark = alice.mark();
+    // The lobby spans the nodes once they are linked: what A's user says reaches B's.
+    until_heard(&mut alice, &mut bob, "hello from A");
+    bob.send("hello from B");
+    alice.expect_after(&mut mark, "[#lobby] bob: hello from B");
+
     // A restarts: B relinks and the conversation carries on.
-    drop(on_a);
+    drop(alice);
     drop(a);
-    let a = node(da.path(), "A", pa, &[]);
-    let mut on_a = Console::start(&a, "alice", &[]);
-    on_a.say("/join lobby");
-    on_a.expect("* joined #lobby");
-    on_b.say("still here");
-    on_a.expect("[#lobby] bob: still here");
-    on_a.say("/history");
-    on_a.expect("[#lobby] alice: hello from A");
+    let a = start_a();
+    let mut alice = Console::start(&a, "alice", &[]);
+    alice.say("/join lobby");
+    alice.expect("* joined #lobby");
+    let mut mark = alice.mark();
+    until_heard(&mut alice, &mut bob, "A is back");
+    bob.send("still here");
+    alice.expect_after(&mut mark, "[#lobby] bob: still here");
+    alice.say("/history");
+    alice.expect_after(&mut mark, "[#lobby] bob: hello from B");
+
+    // B restarts: its seed 001 client reconnects to it, and A's user still reaches it.
+    drop(bob);
+    drop(b);
+    let b = start_b();
+    let mut bob = Seed001::connect(&b.addr, "bob");
+    until_heard(&mut alice, &mut bob, "B is back");
+    bob.send("back on B");
+    alice.expect_after(&mut mark, "[#lobby] bob: back on B");
+    drop((a, b));
+}
+
+/// Has `alice` say `text` (numbered, again every second) until the seed 001 client hears
+/// one: after a start or a restart the link comes up on its own time.
+fn until_heard(alice: &mut Console, bob: &mut Seed001, text: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    for k in 1.. {
+        let line = format!("{text} ({k})");
+        alice.say(&line);
+        if bob.try_expect(&format!("alice: {line}"), std::time::Duration::from_secs(1)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{text:?} never crossed to B: {:#?}",
+            bob.seen
+        );
+    }
 }
 
 #[test]
@@ -113,9 +169,15 @@ fn three_nodes_chat_lose_a_node_and_a_client_fails_over() {
     dave.expect("[#ops] carol: before the crash");
     // n1 dies: carol moves to another node, resumes, and carries on.
     let mut n1 = n1;
+    let mut mark = carol.mark();
     n1.child.kill().unwrap();
-    carol.expect("* reconnecting to ws://127.0.0.1:");
-    carol.expect("* connected to node n");
+    carol.expect_after(&mut mark, "* reconnecting to ws://127.0.0.1:");
+    let moved = carol.expect_after(&mut mark, "* connected to node n");
+    assert!(
+        moved.starts_with("* connected to node n2 ")
+            || moved.starts_with("* connected to node n3 "),
+        "{moved}"
+    );
     carol.say("after the crash");
     dave.expect("[#ops] carol: after the crash");
     // n1 comes back and catches up: its history has both messages.
@@ -159,14 +221,16 @@ fn a_frozen_node_is_declared_down_then_catches_up_when_it_thaws() {
     }
     until_online(&mut a, "cat");
     // n3 goes silent without closing anything: its peers must notice on their own.
+    let mut mark = a.mark();
     n3.signal("-STOP");
-    a.expect("* cat left #room");
+    a.expect_after(&mut mark, "* cat left #room");
     a.say("while n3 was away");
     b.expect("[#room] amy: while n3 was away");
     n3.signal("-CONT");
     // n3 relinks and catches up: cat, still connected to n3, gets the message.
     c.expect("[#room] amy: while n3 was away");
-    a.expect("* cat joined #room");
+    // cat joined before the freeze too: only a join after the departure counts.
+    a.expect_after(&mut mark, "* cat joined #room");
     c.say("back");
     a.expect("[#room] cat: back");
     b.expect("[#room] cat: back");

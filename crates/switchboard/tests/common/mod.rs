@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod mesh;
+pub mod proxy;
+pub mod seed001;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -35,10 +39,17 @@ impl Node {
 
     /// Starts a node with these arguments after `serve --listen ... --data-dir ...`.
     pub fn start_with_name(dir: &Path, listen: &str, extra: &[&str]) -> Node {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen, "--data-dir"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", listen, "--data-dir"])
             .arg(dir)
-            .args(extra)
+            .args(extra);
+        Node::launch(cmd)
+    }
+
+    /// Runs `cmd` (a `serve` command line, environment and working directory as the caller
+    /// set them) and waits for the address it listens on.
+    pub fn launch(mut cmd: Command) -> Node {
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
@@ -97,9 +108,16 @@ pub struct Console {
 
 impl Console {
     pub fn start(node: &Node, name: &str, extra: &[&str]) -> Console {
-        let mut child = Command::new(BIN)
-            .args(["chat", "--plain", "--server", &node.url(), "--name", name])
-            .args(extra)
+        let mut cmd = Command::new(BIN);
+        cmd.args(["chat", "--plain", "--server", &node.url(), "--name", name])
+            .args(extra);
+        Console::spawn(cmd)
+    }
+
+    /// Runs `cmd` with its stdin and stdout piped to the test and waits for the client's
+    /// first line, "* connected to node ...".
+    pub fn spawn(mut cmd: Command) -> Console {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -129,10 +147,25 @@ impl Console {
         stdin.flush().unwrap();
     }
 
-    /// Waits for a line containing `needle`; returns it.
+    /// Waits for a line containing `needle`, among every line printed so far or a new one;
+    /// returns it. To wait for something that happens later, use [`Console::mark`] and
+    /// [`Console::expect_after`]: this one also matches old lines.
     pub fn expect(&mut self, needle: &str) -> String {
-        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
-            return l.clone();
+        self.expect_after(&mut 0, needle)
+    }
+
+    /// Where the client's output stands now: lines printed from here on are after the mark.
+    pub fn mark(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Waits for a line containing `needle` printed at or after `mark` (lines before it never
+    /// match), and moves `mark` past it, so successive calls match lines in order.
+    pub fn expect_after(&mut self, mark: &mut usize, needle: &str) -> String {
+        let from = (*mark).min(self.seen.len());
+        if let Some(i) = self.seen[from..].iter().position(|l| l.contains(needle)) {
+            *mark = from + i + 1;
+            return self.seen[from + i].clone();
         }
         let deadline = Instant::now() + WAIT;
         loop {
@@ -143,6 +176,7 @@ impl Console {
                 Ok(line) => {
                     self.seen.push(line.clone());
                     if line.contains(needle) {
+                        *mark = self.seen.len();
                         return line;
                     }
                 }
