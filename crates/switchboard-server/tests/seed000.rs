@@ -398,3 +398,53 @@ async fn the_redial_backoff_resets_after_a_link() {
         );
     }
 }
+
+/// A link whose writer falls behind the change stream (an original that stops reading while
+/// thousands of changes are made) resends the whole state once it catches up, deletes
+/// included: a delete among the changes it skipped still reaches the original.
+#[tokio::test]
+async fn a_lagging_link_resends_the_whole_state_with_deletes() {
+    let s = TestServer::start_with_contacts(|_| {}).await;
+    let mut c = client(&s, "beloin").await;
+    c.write_all(&update(b"X", "1")).await.unwrap();
+    until_listed(&mut c, "X", |n| n == ["X"]).await;
+    let mut o = Original::dial_narrow(&s, "contact-server-1").await;
+    // The original reads nothing now. Enough changes to fill the socket's buffers, then the
+    // delete, then more than the 4,096 changes a link may fall behind by.
+    let burst = |round: usize, count: usize| {
+        let mut frames = Vec::new();
+        for i in 0..count {
+            let phone = format!("{}", 1000 + round * 10_000 + i);
+            frames.extend(update(format!("c{:04}", i % 1000).as_bytes(), &phone));
+        }
+        frames
+    };
+    c.write_all(&burst(1, 9_000)).await.unwrap();
+    c.write_all(&delete(b"X")).await.unwrap();
+    c.write_all(&burst(2, 5_000)).await.unwrap();
+    c.write_all(&update(b"end", "2")).await.unwrap();
+    until_listed(&mut c, "the last change", |n| {
+        n.contains(&"end".to_string())
+    })
+    .await;
+    // Now the original reads everything the node sent.
+    let (mut deleted, mut ended, mut changes) = (false, false, 0);
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    while !(deleted && ended) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let f = o
+            .next(left)
+            .await
+            .expect("the delete or the last change never came");
+        match &f {
+            Frame::Delete { name, .. } if name == "X" => deleted = true,
+            Frame::Update { name, .. } if name == "end" => ended = true,
+            Frame::Update { .. } => changes += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        changes < 14_000,
+        "the link never lagged ({changes} changes sent one by one): the test tested nothing"
+    );
+}

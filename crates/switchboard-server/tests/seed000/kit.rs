@@ -148,6 +148,20 @@ impl Original {
         (Original { sock }, text(&theirs))
     }
 
+    /// Like [`Original::dial`], with a 4 KiB receive buffer: an original that stops reading
+    /// soon blocks the node's writer for the link.
+    pub async fn dial_narrow(s: &TestServer, name: &str) -> Original {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut sock = socket.connect(s.contacts_addr.unwrap()).await.unwrap();
+        let mut hello = vec![1];
+        hello.extend(field(name.as_bytes(), 256));
+        sock.write_all(&hello).await.unwrap();
+        let mut theirs = vec![0u8; 256];
+        sock.read_exact(&mut theirs).await.unwrap();
+        Original { sock }
+    }
+
     /// Accepts a node's dial as the original named `name`; returns the link and the node's
     /// name from its handshake.
     pub async fn accept(listener: &TcpListener, name: &str) -> (Original, String) {
