@@ -52,6 +52,33 @@ impl Core {
         theirs.get(node).is_none_or(|&t| mine >= t)
     }
 
+    /// Acknowledgements wait for a peer to report (in a `clock` frame) that it stored our
+    /// message. That report is sent once, after its commit; if it is lost (a frame dropped
+    /// on NATS, a link that broke just then) and nothing else moves, the acknowledgement
+    /// would wait forever. So when `node`'s heartbeat shows it holds a message whose
+    /// acknowledgement still waits on it, ask it with a `sync`, which it answers with what it
+    /// has stored.
+    fn ask_what_is_stored(
+        &self,
+        node: &str,
+        theirs: &BTreeMap<String, u64>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(&first) = self.acks_waiting.keys().next() else {
+            return;
+        };
+        let holds = theirs.get(&self.cfg.node).is_some_and(|&h| h >= first);
+        let told = self.peer_stored.get(node).is_some_and(|&s| s >= first);
+        if holds && !told {
+            out.push(Effect::ToPeer {
+                node: node.to_string(),
+                msg: PeerMsg::Sync {
+                    vv: self.vv.clone(),
+                },
+            });
+        }
+    }
+
     /// What a heartbeat carries (the server adds the members it knows).
     pub fn heartbeat(&self) -> (u64, BTreeMap<String, u64>) {
         (self.safe_clock(), self.vv.clone())
@@ -94,14 +121,27 @@ impl Core {
                 if behind {
                     out.push(Effect::CatchUp {
                         node: node.to_string(),
-                        vv,
+                        vv: vv.clone(),
                     });
                 }
+                self.ask_what_is_stored(node, &vv, out);
             }
-            PeerMsg::Sync { vv } => out.push(Effect::CatchUp {
-                node: node.to_string(),
-                vv,
-            }),
+            PeerMsg::Sync { vv } => {
+                out.push(Effect::CatchUp {
+                    node: node.to_string(),
+                    vv,
+                });
+                // And what we have stored, which the asker may be waiting to hear (see
+                // `ask_what_is_stored`). Clock 0 vouches for nothing, so this frame is safe
+                // on any path, even one that overtakes this node's ops.
+                out.push(Effect::ToPeer {
+                    node: node.to_string(),
+                    msg: PeerMsg::Clock {
+                        clock: 0,
+                        stored: self.stored.clone(),
+                    },
+                });
+            }
             PeerMsg::Clock { clock, stored } => {
                 if let Some(&mine) = stored.get(&self.cfg.node) {
                     let s = self.peer_stored.entry(node.to_string()).or_insert(0);
