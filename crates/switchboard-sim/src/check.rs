@@ -13,6 +13,7 @@ impl Sim {
         let log = self.check_same_ops()?;
         let histories = self.check_same_streams(&log)?;
         self.check_acked_kept(&histories)?;
+        self.check_acks_arrive(&log)?;
         self.check_deliveries(&histories)?;
         let books: Vec<_> = self
             .nodes

@@ -116,6 +116,28 @@ impl Sim {
         Ok(())
     }
 
+    /// Every message in the log whose sender is still connected was acknowledged to it: an
+    /// acknowledgement must not hang on a lost frame.
+    pub(crate) fn check_acks_arrive(&self, log: &[Op]) -> Result<(), String> {
+        let alive: BTreeSet<&String> = self
+            .sessions
+            .values()
+            .filter(|s| s.alive)
+            .map(|s| &s.name)
+            .collect();
+        for op in log {
+            if let OpBody::Message { msg, .. } = &op.body {
+                if alive.contains(&msg.from) && !self.acked.contains_key(&msg.id) {
+                    return Err(format!(
+                        "{}'s message {} is stored everywhere but was never acknowledged",
+                        msg.from, msg.id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// What each session received, against the histories.
     pub(crate) fn check_deliveries(&self, histories: &Histories) -> Result<(), String> {
         let held: BTreeSet<&String> = histories.values().flatten().collect();
