@@ -131,14 +131,17 @@ impl Core {
                     node: node.to_string(),
                     vv,
                 });
-                // And what we have stored, which the asker may be waiting to hear (see
-                // `ask_what_is_stored`). Clock 0 vouches for nothing, so this frame is safe
-                // on any path, even one that overtakes this node's ops.
+                // And how much of the asker's ops we have stored, which it may be waiting to
+                // hear (see `ask_what_is_stored`). Clock 0 vouches for nothing, and with no
+                // entry of our own the frame claims nothing of ours (a receiver on NATS would
+                // otherwise park it until it holds our ops), so it is safe on any path, even
+                // one that overtakes this node's ops.
+                let theirs = self.stored.get(node).copied().unwrap_or(0);
                 out.push(Effect::ToPeer {
                     node: node.to_string(),
                     msg: PeerMsg::Clock {
                         clock: 0,
-                        stored: self.stored.clone(),
+                        stored: [(node.to_string(), theirs)].into(),
                     },
                 });
             }
