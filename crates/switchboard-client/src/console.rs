@@ -80,6 +80,9 @@ pub struct Console {
     pub outstanding: HashMap<String, ()>,
     /// Which of the servers given the client is on (for failover).
     pub server: usize,
+    /// What the node had of each direct conversation at the last sign-in (`welcome.dms`):
+    /// where to catch up from, after a reconnect, in one that showed nothing since.
+    pub dm_marks: BTreeMap<String, Cursor>,
     next_ref: u64,
 }
 

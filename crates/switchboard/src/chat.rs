@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use switchboard_client::console::{Action, Console, Conv};
 use switchboard_client::{Client, ClientError, Target};
-use switchboard_proto::ServerMsg;
+use switchboard_proto::{Cursor, ServerMsg};
 use tokio::io::AsyncBufReadExt;
 
 #[derive(Args, Debug, Clone)]
@@ -90,6 +90,7 @@ pub async fn sign_in(
     let Some((client, welcome)) = found else {
         return Err(last.unwrap_or(ClientError::Closed));
     };
+    let returning = !console.me.is_empty();
     console.me = welcome.name.clone();
     let kind = if welcome.registered {
         "registered"
@@ -117,13 +118,16 @@ pub async fn sign_in(
             lines.extend(console.event(&ServerMsg::Message(m)));
         }
     }
+    // Direct conversations that moved on meanwhile: from what this console saw of each, or
+    // what the node had at the last sign-in; one missing then started while it was away.
+    // (At the first sign-in they are history: /history shows them.)
     for dm in &welcome.dms {
-        let Some(since) = console
-            .convs
-            .get(&Conv::Dm(dm.with.clone()))
-            .map(|c| c.cursor.clone())
-        else {
-            continue;
+        let seen = console.convs.get(&Conv::Dm(dm.with.clone()));
+        let since = match (seen, console.dm_marks.get(&dm.with)) {
+            (Some(conv), _) => conv.cursor.clone(),
+            (None, Some(mark)) => mark.clone(),
+            (None, None) if returning => Cursor::new(),
+            (None, None) => continue,
         };
         if since != dm.cursor {
             for m in client
@@ -134,6 +138,11 @@ pub async fn sign_in(
             }
         }
     }
+    let marks = welcome
+        .dms
+        .iter()
+        .map(|d| (d.with.clone(), d.cursor.clone()));
+    console.dm_marks = marks.collect();
     Ok((client, lines))
 }
 

@@ -106,6 +106,12 @@ fn a_reconnecting_client_shows_each_direct_message_it_missed_once() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
     let proxy = ClientProxy::start(&node.addr);
+    // An old conversation, from before the console started: not news after a reconnect.
+    let mut elsewhere = Console::start(&node, "reader", &["--password", "pw"]);
+    let mut oldpal = Console::start(&node, "oldpal", &[]);
+    oldpal.say("/msg reader old news");
+    elsewhere.expect("[@oldpal] oldpal: old news");
+    assert_eq!(oldpal.finish(), 0);
     let mut reader = Console::spawn({
         let mut cmd = Command::new(BIN);
         cmd.args(["chat", "--plain", "--reconnect", "--server", &proxy.url()])
@@ -120,18 +126,24 @@ fn a_reconnecting_client_shows_each_direct_message_it_missed_once() {
     reader.expect_after(&mut at, "[@writer] writer: hello back");
 
     // Cut while reader is signed in elsewhere too: what is said meanwhile goes to that other
-    // session, not to an inbox, so the console has to fetch it from history.
-    let mut elsewhere = Console::start(&node, "reader", &["--password", "pw"]);
+    // session, not to an inbox, so the console has to fetch it from history; a conversation
+    // started meanwhile included.
     proxy.cut();
     reader.expect_after(&mut at, "* reconnecting to");
     writer.say("first while cut");
     writer.say("second while cut");
     elsewhere.expect("[@writer] writer: second while cut");
+    let mut stranger = Console::start(&node, "stranger", &[]);
+    stranger.say("/msg reader a new conversation");
+    elsewhere.expect("[@stranger] stranger: a new conversation");
     assert_eq!(elsewhere.finish(), 0);
     proxy.restore();
     reader.expect_after(&mut at, "* connected to node cli1 as reader");
+    let mut stranger_at = at;
     reader.expect_after(&mut at, "[@writer] writer: first while cut");
     reader.expect_after(&mut at, "[@writer] writer: second while cut");
+    reader.expect_after(&mut stranger_at, "[@stranger] stranger: a new conversation");
+    at = at.max(stranger_at);
 
     // Cut while reader is signed in nowhere: the messages wait in reader's inbox.
     proxy.cut();
@@ -155,9 +167,16 @@ fn a_reconnecting_client_shows_each_direct_message_it_missed_once() {
         "writer: queued while cut",
         "writer: queued again",
         "writer: live again",
+        "stranger: a new conversation",
     ] {
         let n = reader.seen.iter().filter(|l| l.ends_with(text)).count();
         assert_eq!(n, 1, "{text:?} shown {n} times: {:#?}", reader.seen);
     }
+    assert!(
+        !reader.seen.iter().any(|l| l.contains("old news")),
+        "{:#?}",
+        reader.seen
+    );
     assert_eq!(writer.finish(), 0);
+    assert_eq!(stranger.finish(), 0);
 }
