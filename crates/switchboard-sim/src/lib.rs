@@ -8,8 +8,9 @@
 //! come back, partitions form and heal, nodes crash (losing everything not yet on "disk")
 //! and restart from their store, and one node per run may lose its store for good and come
 //! back empty under a new name. Users on every node talk in three rooms and in direct
-//! messages at random moments. After the storm the network heals and goes quiet, and
-//! [`Sim::check`] verifies the invariants (`check.rs`, `invariants.rs`).
+//! messages at random moments. After the storm every node and link comes back and the users
+//! go quiet (the network stays as lossy as it was), and [`Sim::check`] verifies the
+//! invariants (`check.rs`, `invariants.rs`).
 //!
 //! **Why links reorder although real ones do not.** On the mesh a link is one WebSocket
 //! over TCP, so frames of one connection arrive in order; but frames of two connections to
@@ -21,8 +22,11 @@
 //! receiver asks for a catch-up), and a vouch (heartbeat or `clock` frame) counts only once
 //! the receiver holds every op of the sender that the vouch covers (docs/cluster.md).
 //!
-//! A failing seed replays exactly: the run depends on nothing but the seed, and
-//! [`Sim::trace`] digests everything that happened, so two runs of one seed can be compared.
+//! A failing seed replays exactly: the run depends on nothing but the seed (the cores'
+//! output must not depend on hash-map order either), and [`Sim::trace`] digests everything
+//! that happened, so two runs of one seed can be compared. A failing test prints its seed;
+//! `SIM_SEED=<n> cargo test -p switchboard-sim` replays it, `SIM_SEEDS=<n>` runs more seeds
+//! (docs/cluster.md, "The simulator").
 
 mod check;
 mod invariants;
