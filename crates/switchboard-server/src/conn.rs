@@ -418,8 +418,7 @@ impl Conn {
         self.queue(frame);
     }
 
-    /// Queues a reply of this connection's own through [`Shared::push`], the one push path,
-    /// so that it is counted in `frames_out` and an overflow on it in `queue_overflows`.
+    /// Queues a reply through [`Shared::push`], the one push path that metrics count.
     fn queue(&self, frame: bytes::Bytes) {
         let text = Utf8Bytes::try_from(frame).expect("JSON is UTF-8");
         self.shared.push(&self.outbox, &text);

@@ -5,6 +5,7 @@
 
 pub mod irc;
 pub mod nats;
+pub mod nats_operator;
 pub mod seeds;
 
 use std::path::{Path, PathBuf};
