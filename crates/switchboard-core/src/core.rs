@@ -242,6 +242,9 @@ pub struct Core {
     pub(crate) peer_vv: BTreeMap<String, BTreeMap<String, u64>>,
     /// This node's version vector when each peer's last heartbeat came (anti-entropy).
     pub(crate) vv_at_heartbeat: BTreeMap<String, BTreeMap<String, u64>>,
+    /// How many of this node's ops each peer held at its previous heartbeat (see
+    /// `ask_what_is_stored`).
+    pub(crate) held_at_heartbeat: BTreeMap<String, u64>,
     /// With a backplane that stores ops itself (NATS JetStream) and is reachable: the highest
     /// of this node's ops it has acknowledged. `None` on the mesh or while it is unreachable.
     pub(crate) backplane_stored: Option<u64>,
@@ -282,6 +285,7 @@ impl Core {
             clock_told: 0,
             peer_vv: BTreeMap::new(),
             vv_at_heartbeat: BTreeMap::new(),
+            held_at_heartbeat: BTreeMap::new(),
             books: HashMap::new(),
             durable_clock: restore.clock,
             pending_remote: 0,

@@ -45,6 +45,7 @@ impl Core {
     pub fn peer_down(&mut self, node: &str, out: &mut Vec<Effect>) {
         self.peer_clocks.remove(node);
         self.vv_at_heartbeat.remove(node);
+        self.held_at_heartbeat.remove(node);
         self.release_acks(out);
         self.peer_gone(node, out);
         self.deliver_stable(out);

@@ -55,21 +55,30 @@ impl Core {
     /// Acknowledgements wait for a peer to report (in a `clock` frame) that it stored our
     /// message. That report is sent once, after its commit; if it is lost (a frame dropped
     /// on NATS, a link that broke just then) and nothing else moves, the acknowledgement
-    /// would wait forever. So when `node`'s heartbeat shows it holds a message whose
-    /// acknowledgement still waits on it, ask it with a `sync`, which it answers with what it
-    /// has stored.
+    /// would wait forever. So when `node` already held, at its previous heartbeat, a message
+    /// whose acknowledgement still waits on it, ask it with a `sync`, which it answers with
+    /// what it has stored.
+    ///
+    /// The previous heartbeat, not this one: under load a peer always holds messages whose
+    /// report is still on its way (its commit, then the frame). Asking on what this heartbeat
+    /// shows made every heartbeat a `sync`, and every `sync` a catch-up read from the store
+    /// and resent: a three-node mesh at 10,000 dm/s went from 70 ms to 655 ms p99.
     fn ask_what_is_stored(
-        &self,
+        &mut self,
         node: &str,
         theirs: &BTreeMap<String, u64>,
         out: &mut Vec<Effect>,
     ) {
+        let holds_now = theirs.get(&self.cfg.node).copied().unwrap_or(0);
+        let held = self
+            .held_at_heartbeat
+            .insert(node.to_string(), holds_now)
+            .unwrap_or(0);
         let Some(&first) = self.acks_waiting.keys().next() else {
             return;
         };
-        let holds = theirs.get(&self.cfg.node).is_some_and(|&h| h >= first);
         let told = self.peer_stored.get(node).is_some_and(|&s| s >= first);
-        if holds && !told {
+        if held >= first && !told {
             out.push(Effect::ToPeer {
                 node: node.to_string(),
                 msg: PeerMsg::Sync {

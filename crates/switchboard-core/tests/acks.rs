@@ -1,6 +1,6 @@
 //! An acknowledgement that waits on a peer's report of what it stored does not hang when
-//! that report is lost: the peer's next heartbeat reveals it holds the message, and the
-//! node asks again.
+//! that report is lost: when a peer's heartbeat shows it held the message already at its
+//! previous heartbeat and still no report came, the node asks again.
 
 mod common;
 
@@ -69,19 +69,28 @@ fn a_lost_report_of_storage_is_asked_for_again_and_the_ack_comes() {
     assert!(to_peer(&lost)
         .iter()
         .any(|m| matches!(m, PeerMsg::Clock { .. })));
-    // b's heartbeat shows it holds the message: a asks, b answers, the ack goes out.
-    let (clock, vv) = b.heartbeat();
-    let mut out = Vec::new();
-    a.peer_message(
-        "b",
+    // b's heartbeat shows it holds the message. Its report may still be on its way (under
+    // load it usually is): a does not ask yet.
+    let heartbeat = |b: &Core| {
+        let (clock, vv) = b.heartbeat();
         PeerMsg::Heartbeat {
             clock,
             members: Vec::new(),
             vv,
-        },
-        3_000,
-        &mut out,
+        }
+    };
+    let mut out = Vec::new();
+    a.peer_message("b", heartbeat(&b), 3_000, &mut out);
+    assert!(!acked(&out));
+    assert!(
+        !to_peer(&out)
+            .iter()
+            .any(|m| matches!(m, PeerMsg::Sync { .. })),
+        "no sync while the report may be in flight: {out:?}"
     );
+    // A heartbeat later the report has still not come: a asks, b answers, the ack goes out.
+    let mut out = Vec::new();
+    a.peer_message("b", heartbeat(&b), 3_500, &mut out);
     assert!(!acked(&out));
     let asked = to_peer(&out);
     assert!(
