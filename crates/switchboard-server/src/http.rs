@@ -18,9 +18,11 @@ use crate::{conn, web};
 /// Bytes read from the socket at a time per connection, allocated up front for every
 /// connection: the largest single cost of an idle connection (docs/benchmarks.md,
 /// "connections"). tungstenite's default (128 KiB) would cost gigabytes at tens of thousands of
-/// idle connections. 256 bytes take a typical frame or two per read (clients send far less
-/// than they receive), and a larger frame grows the buffer for as long as it needs.
-const READ_BUFFER: usize = 256;
+/// idle connections. 192 bytes take a typical client frame in one read (a 100-byte message
+/// is about 160 bytes on the wire; clients send far less than they receive), and a larger
+/// frame grows the buffer for as long as it needs. 128 would save 64 bytes more per
+/// connection but cost dm throughput 15% (two reads per message frame); docs/benchmarks.md.
+const READ_BUFFER: usize = 192;
 
 /// Bytes of outgoing frames gathered before the socket write: a writer's batch goes out in
 /// as few syscalls as this allows.
