@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// Lines of a child's output held for the test before its reader thread waits.
+const LOG_LINES: usize = 4096;
+
 /// A `switchboard serve` process on a free port.
 pub struct Node {
     pub child: Child,
@@ -57,7 +60,8 @@ impl Node {
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
+        // Bounded like every queue here; the drain thread below keeps it moving after start.
+        let (tx, rx) = std::sync::mpsc::sync_channel(LOG_LINES);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
@@ -124,7 +128,8 @@ impl Console {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
+        // Bounded: a test that stops reading a console stalls that console, nothing else.
+        let (tx, rx) = std::sync::mpsc::sync_channel(LOG_LINES);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
