@@ -9,7 +9,7 @@ use switchboard_proto::names::{name_key, validate_contact};
 use switchboard_proto::server::ContactInfo;
 use switchboard_proto::{encode_server, ErrorCode, Millis, ProtoError, ServerMsg};
 
-use crate::core::Pending;
+use crate::commit::Pending;
 use crate::{Core, Effect, Op, OpBody, SessionId, Stamp};
 
 /// One register of a book.

@@ -9,6 +9,7 @@ use switchboard_proto::{
     encode_server, ChatMessage, ClientMsg, Cursor, ErrorCode, Millis, ProtoError, ServerMsg,
 };
 
+use crate::commit::Pending;
 use crate::{Effect, Op, OpBody, OpMeta};
 
 /// Most ops that may wait for the disk at once; past it, messages are refused with `busy`
@@ -127,67 +128,6 @@ pub(crate) struct Queued {
     pub oseq: u64,
     pub frame: Bytes,
     pub durable: bool,
-}
-
-/// What waits for an op to be durable.
-pub(crate) enum Pending {
-    Nothing,
-    RoomMessage {
-        room: String,
-        lamport: u64,
-        origin: String,
-        oseq: u64,
-        frame: Bytes,
-        ack: Option<(SessionId, Bytes)>,
-    },
-    DirectMessage {
-        stream: String,
-        lamport: u64,
-        origin: String,
-        oseq: u64,
-        frame: Bytes,
-        ack: Option<(SessionId, Bytes)>,
-        users: [String; 2],
-        queued_for: Option<String>,
-    },
-    Topic {
-        room: String,
-        frame: Bytes,
-        /// The setter, who gets the change as the reply to its request (with its `ref`)
-        /// instead of the broadcast; none when the change came from another node.
-        setter: Option<(SessionId, Bytes)>,
-    },
-    Welcome {
-        session: SessionId,
-    },
-    Contact {
-        /// The book: the user's name key.
-        user: String,
-        /// The user's name as the change wrote it (case kept), for seed 000's wire.
-        shown: String,
-        name: String,
-        phone: Option<String>,
-        /// The Lamport clock of the change's stamp.
-        lamport: u64,
-        /// The session that asked (answered once durable), or the seed 000 link the change
-        /// came from (which must not hear it back).
-        reply: Option<(SessionId, Option<String>)>,
-    },
-}
-
-impl Pending {
-    /// Whether it waits on a message that travels by interest when streams are scoped: a
-    /// room message, or a direct message not queued for an offline recipient (scoped.rs).
-    pub(crate) fn is_scoped(&self) -> bool {
-        matches!(
-            self,
-            Pending::RoomMessage { .. }
-                | Pending::DirectMessage {
-                    queued_for: None,
-                    ..
-                }
-        )
-    }
 }
 
 /// The chat core. See the crate documentation.

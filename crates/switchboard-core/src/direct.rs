@@ -5,7 +5,8 @@ use switchboard_proto::{
     dm_stream, names::name_key, validate_name, Cursor, ErrorCode, Millis, ProtoError,
 };
 
-use crate::core::{busy, Pending, Queued};
+use crate::commit::Pending;
+use crate::core::{busy, Queued};
 use crate::{Core, Effect, InboxEntry, Op, OpBody, SessionId};
 
 impl Core {

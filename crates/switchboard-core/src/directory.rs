@@ -7,7 +7,8 @@ use switchboard_proto::{
     ProtoError, ServerMsg, PROTOCOL_VERSION,
 };
 
-use crate::core::{error, send, Auth, Pending, Session, User};
+use crate::commit::Pending;
+use crate::core::{error, send, Auth, Session, User};
 use crate::{Core, Effect, OpBody, SessionId};
 
 /// Most names a `who` answer lists; a node with more users online answers with the first

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::commit::advance;
-use crate::core::Pending;
+use crate::commit::Pending;
 use crate::{Core, Effect, SessionId, Stamp};
 
 /// A durable message waiting for its turn.

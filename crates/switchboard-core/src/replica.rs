@@ -6,7 +6,8 @@
 use bytes::Bytes;
 use switchboard_proto::{encode_server, room_key, ChatMessage, ErrorCode, Millis, ServerMsg};
 
-use crate::core::{Pending, Queued, Room};
+use crate::commit::Pending;
+use crate::core::{Queued, Room};
 use crate::{Core, Effect, Op, OpBody};
 
 /// Why a remote op was not applied.

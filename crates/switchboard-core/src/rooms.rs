@@ -6,7 +6,8 @@ use switchboard_proto::{
     encode_server, room_key, validate_room, ErrorCode, Millis, ProtoError, RoomInfo, ServerMsg,
 };
 
-use crate::core::{send, Pending, Room};
+use crate::commit::Pending;
+use crate::core::{send, Room};
 use crate::directory::presence;
 use crate::{Core, Effect, OpBody, SessionId};
 
