@@ -55,6 +55,37 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (the property tests draw from it; a test checks it
+    /// against the list in docs/protocol.md).
+    pub const ALL: [ErrorCode; 23] = {
+        use ErrorCode::*;
+        [
+            BadJson,
+            UnknownType,
+            MissingField,
+            BadRequest,
+            InvalidName,
+            InvalidRoom,
+            NameInUse,
+            AuthFailed,
+            NotFound,
+            NotMember,
+            TooLarge,
+            RateLimited,
+            SlowConsumer,
+            TooManyConnections,
+            HandshakeTimeout,
+            IdleTimeout,
+            NotReady,
+            UnsupportedVersion,
+            InboxFull,
+            ShuttingDown,
+            Busy,
+            RegistrationRequired,
+            Internal,
+        ]
+    };
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -125,3 +125,26 @@ fn a_bad_example_would_be_caught() {
     assert!(decode_server(&all[1].json).is_ok());
     assert!(decode_server(&all[2].json).is_err(), "welcome lacks fields");
 }
+
+#[test]
+fn every_error_code_is_documented_and_every_documented_code_exists() {
+    let list = PROTOCOL_MD
+        .split_once("Codes: ")
+        .expect("docs/protocol.md lists the error codes after \"Codes: \"")
+        .1;
+    let list = &list[..list.find('.').expect("the list ends with a full stop")];
+    let documented: Vec<&str> = list
+        .split(',')
+        .map(|c| c.trim().trim_matches('`'))
+        .collect();
+    let codes: Vec<&str> = crate::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(documented, codes, "docs/protocol.md's codes, in order");
+    for c in crate::ErrorCode::ALL {
+        let wire = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            wire,
+            format!("\"{}\"", c.as_str()),
+            "serde and as_str agree"
+        );
+    }
+}

@@ -88,33 +88,7 @@ fn names() -> BoxedStrategy<Vec<String>> {
 }
 
 fn error_code() -> BoxedStrategy<ErrorCode> {
-    use ErrorCode::*;
-    proptest::sample::select(vec![
-        BadJson,
-        UnknownType,
-        MissingField,
-        BadRequest,
-        InvalidName,
-        InvalidRoom,
-        NameInUse,
-        AuthFailed,
-        NotFound,
-        NotMember,
-        TooLarge,
-        RateLimited,
-        SlowConsumer,
-        TooManyConnections,
-        HandshakeTimeout,
-        IdleTimeout,
-        NotReady,
-        UnsupportedVersion,
-        InboxFull,
-        ShuttingDown,
-        Busy,
-        RegistrationRequired,
-        Internal,
-    ])
-    .boxed()
+    proptest::sample::select(ErrorCode::ALL.to_vec()).boxed()
 }
 
 /// A room message or a direct message.
