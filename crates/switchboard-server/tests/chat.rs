@@ -8,22 +8,15 @@ use switchboard_client::{Client, ClientError, Target};
 use switchboard_proto::server::PresenceEvent;
 use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
 
-fn refused(r: Result<impl std::fmt::Debug, ClientError>) -> ErrorCode {
-    match r {
-        Err(ClientError::Refused { code, .. }) => code,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn guest_names_are_unique_regardless_of_case() {
     let s = TestServer::start().await;
     let _alice = s.client("Alice").await;
     let err = Client::connect_as(&s.url, "alice", None).await.map(|_| ());
-    assert_eq!(refused(err), ErrorCode::NameInUse);
+    assert_eq!(refused(&err), ErrorCode::NameInUse);
     for bad in ["", "has space", "ünï", &"x".repeat(33), "semi;colon"] {
         let err = Client::connect_as(&s.url, bad, None).await.map(|_| ());
-        assert_eq!(refused(err), ErrorCode::InvalidName, "name {bad:?}");
+        assert_eq!(refused(&err), ErrorCode::InvalidName, "name {bad:?}");
     }
     // Once the holder leaves, the name is free again.
     _alice.bye().await.unwrap();
@@ -47,12 +40,12 @@ async fn registered_names_need_their_password_and_share_messages() {
     assert!(w.registered);
     // No password, or a wrong one: refused.
     assert_eq!(
-        refused(Client::connect_as(&s.url, "Carol", None).await.map(|_| ())),
+        refused(&Client::connect_as(&s.url, "Carol", None).await.map(|_| ())),
         ErrorCode::AuthFailed
     );
     assert_eq!(
         refused(
-            Client::connect_as(&s.url, "carol", Some("nope"))
+            &Client::connect_as(&s.url, "carol", Some("nope"))
                 .await
                 .map(|_| ())
         ),
@@ -73,7 +66,7 @@ async fn registered_names_need_their_password_and_share_messages() {
     a1.bye().await.unwrap();
     a2.bye().await.unwrap();
     assert_eq!(
-        refused(Client::connect_as(&s.url, "carol", None).await.map(|_| ())),
+        refused(&Client::connect_as(&s.url, "carol", None).await.map(|_| ())),
         ErrorCode::AuthFailed
     );
 }
@@ -126,7 +119,7 @@ async fn room_messages_reach_every_member_with_ids_and_acks() {
     // Someone who is not a member cannot post.
     let mut outsider = outsider;
     let err = outsider.say(Target::Room("lobby"), "let me in").await;
-    assert_eq!(refused(err), ErrorCode::NotMember);
+    assert_eq!(refused(&err), ErrorCode::NotMember);
     // Rooms list with member counts, and topics.
     match outsider
         .request(ClientMsg::Rooms { reff: None })
@@ -161,7 +154,7 @@ async fn room_messages_reach_every_member_with_ids_and_acks() {
             reff: None,
         })
         .await;
-    assert_eq!(refused(err), ErrorCode::NotMember);
+    assert_eq!(refused(&err), ErrorCode::NotMember);
     // Leaving: no more messages, and leaving twice is an error.
     c.request(ClientMsg::Leave {
         room: "lobby".into(),
@@ -175,7 +168,7 @@ async fn room_messages_reach_every_member_with_ids_and_acks() {
             reff: None,
         })
         .await;
-    assert_eq!(refused(err), ErrorCode::NotMember);
+    assert_eq!(refused(&err), ErrorCode::NotMember);
     a.say(Target::Room("lobby"), "after c left").await.unwrap();
     let got = b
         .wait_for(WAIT, |m| match m {
@@ -213,9 +206,9 @@ async fn direct_messages_by_name_and_not_found() {
     assert_eq!(next_message(&mut a).await.text, "psst");
     b.say(Target::User("ann"), "back").await.unwrap();
     let err = a.say(Target::User("nobody"), "hello?").await;
-    assert_eq!(refused(err), ErrorCode::NotFound);
+    assert_eq!(refused(&err), ErrorCode::NotFound);
     let err = a.say(Target::User("bad name"), "hello?").await;
-    assert_eq!(refused(err), ErrorCode::InvalidName);
+    assert_eq!(refused(&err), ErrorCode::InvalidName);
     // The conversation is a stream with history.
     let (page, more) = a
         .history(Target::User("ben"), None, None, 10)
@@ -335,7 +328,7 @@ async fn presence_who_and_whois() {
             reff: None,
         })
         .await;
-    assert_eq!(refused(err), ErrorCode::NotFound);
+    assert_eq!(refused(&err), ErrorCode::NotFound);
     // bill says goodbye: amy sees him leave at once.
     b.bye().await.unwrap();
     let ev = a
@@ -426,7 +419,7 @@ async fn history_pages_back_and_forward() {
     );
     assert!(more);
     let err = b.history(Target::Room("nowhere"), None, None, 10).await;
-    assert_eq!(refused(err), ErrorCode::NotFound);
+    assert_eq!(refused(&err), ErrorCode::NotFound);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod common;
 mod seed000_wire;
 
 use common::*;
-use switchboard_client::{Client, ClientError};
+use switchboard_client::Client;
 use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
 use tokio::io::AsyncWriteExt;
 
@@ -25,13 +25,6 @@ async fn book(c: &mut Client) -> Vec<(String, String, bool)> {
             .map(|c| (c.name, c.phone, c.online))
             .collect(),
         other => panic!("{other:?}"),
-    }
-}
-
-fn code(r: Result<ServerMsg, ClientError>) -> ErrorCode {
-    match r {
-        Err(ClientError::Refused { code, .. }) => code,
-        other => panic!("expected a refusal: {other:?}"),
     }
 }
 
@@ -82,27 +75,27 @@ async fn a_registered_user_keeps_a_book_and_sees_who_is_online() {
     assert_eq!(book(&mut bob).await.len(), 1);
     // Bad input is refused, nothing partial is stored.
     assert_eq!(
-        code(bob.request(set("Juan", "call me maybe")).await),
+        refused(&bob.request(set("Juan", "call me maybe")).await),
         ErrorCode::BadRequest
     );
     assert_eq!(
-        code(bob.request(set(&"x".repeat(257), "1")).await),
+        refused(&bob.request(set(&"x".repeat(257), "1")).await),
         ErrorCode::BadRequest
     );
     assert_eq!(
-        code(bob.request(set("Juan", &"1".repeat(21))).await),
+        refused(&bob.request(set("Juan", &"1".repeat(21))).await),
         ErrorCode::BadRequest
     );
     let del = ClientMsg::ContactDelete {
         name: "nobody".into(),
         reff: None,
     };
-    assert_eq!(code(bob.request(del).await), ErrorCode::NotFound);
+    assert_eq!(refused(&bob.request(del).await), ErrorCode::NotFound);
     assert_eq!(book(&mut bob).await.len(), 1);
     // A guest has no book: names are only held while connected.
     let mut guest = s.client("guest").await;
     assert_eq!(
-        code(guest.request(ClientMsg::Contacts { reff: None }).await),
+        refused(&guest.request(ClientMsg::Contacts { reff: None }).await),
         ErrorCode::RegistrationRequired
     );
     // The book survives a restart.
@@ -254,7 +247,7 @@ async fn a_user_can_neither_read_nor_change_another_users_book() {
     // Her edits of the same names touch her book only.
     alice.request(set("Juan", "666")).await.unwrap();
     assert_eq!(
-        code(alice.request(delete("Secret")).await),
+        refused(&alice.request(delete("Secret")).await),
         ErrorCode::NotFound,
         "bob's contact is no contact of alice's"
     );

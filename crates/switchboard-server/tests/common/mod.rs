@@ -430,3 +430,13 @@ pub async fn metric(s: &TestServer, name: &str) -> f64 {
         .get(name)
         .unwrap_or_else(|| panic!("no metric {name}"))
 }
+
+/// The code of a refusal; any other outcome fails the test.
+pub fn refused<T: std::fmt::Debug>(
+    r: &Result<T, switchboard_client::ClientError>,
+) -> switchboard_proto::ErrorCode {
+    match r {
+        Err(switchboard_client::ClientError::Refused { code, .. }) => *code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
