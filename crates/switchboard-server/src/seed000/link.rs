@@ -175,7 +175,8 @@ fn apply(
 }
 
 /// The link's writer: heartbeats, our contact changes (not those the link brought), the
-/// reader's answers; after a lag on the changes, the whole state, deletes included.
+/// reader's answers; after a lag on the changes, the whole state, deletes included. A write
+/// that takes longer than the silence limit ends the link.
 async fn write(
     shared: Arc<Shared>,
     mut tx: OwnedWriteHalf,
@@ -200,8 +201,11 @@ async fn write(
                 Err(RecvError::Closed) => return,
             },
         };
-        if tx.write_all(&frame).await.is_err() {
-            return;
+        // A peer that stops reading is dropped like one that stops talking.
+        let limit = shared.cfg.contacts_peer_silence;
+        match tokio::time::timeout(limit, tx.write_all(&frame)).await {
+            Ok(Ok(())) => {}
+            _ => return,
         }
     }
 }
