@@ -47,7 +47,7 @@ fn run(shared: &Shared, doorbell: &Receiver<()>) {
         let mut clock_only = false;
         if batch.is_empty() {
             let mut core = shared.core.lock().expect("core lock");
-            batch = core.take_ops();
+            core.take_ops_into(&mut batch);
             // A lease: the clock stored runs ahead of the clock, so that a clock heard from
             // peers is covered by the last store for a while. A restarted node starts from
             // the lease, above anything it vouched for; its stamps jump, which orders
