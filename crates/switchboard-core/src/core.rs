@@ -543,7 +543,8 @@ pub(crate) fn error(
     )
 }
 
-/// The refusal while the disk is behind.
+/// The refusal while the disk is behind. The IRC face passes the text on in a NOTICE, where
+/// `switchboard-bench` recognises it (IRC has no code for it).
 pub(crate) fn busy() -> ProtoError {
     ProtoError::new(
         ErrorCode::Busy,
