@@ -237,6 +237,15 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(hay, needle).is_some()
 }
 
+/// Switchboard sheds load it cannot make durable in time (`busy`): the sender is told, and
+/// such a message is counted as refused, not lost. On the native protocol that is an error
+/// frame (whose type comes first: a cheap test before the search); on the IRC face a server
+/// NOTICE with the core's text, as IRC has no code for it.
+pub fn is_refusal(unit: &[u8]) -> bool {
+    (unit.starts_with(br#"{"type":"error""#) && contains(unit, br#""code":"busy""#))
+        || (contains(unit, b" NOTICE ") && contains(unit, b"writing a backlog to disk"))
+}
+
 /// The send time a text carries: `t=<nanoseconds>;` anywhere in the unit.
 pub fn stamp(unit: &[u8]) -> Option<u64> {
     let mut from = 0;
@@ -397,5 +406,21 @@ mod tests {
         assert_eq!(stamp(b"t=5;"), Some(5));
         assert_eq!(stamp(b"MSG room.r 1 20"), None);
         assert_eq!(stamp(b"at=no;t=9;"), Some(9));
+    }
+
+    #[test]
+    fn refusals_are_told_from_deliveries_on_both_faces() {
+        let native = br#"{"type":"error","code":"busy","message":"the node is writing a backlog to disk; retry shortly","ref":"7"}"#;
+        assert!(is_refusal(native));
+        let other_error =
+            br#"{"type":"error","code":"not_found","message":"no such user","ref":"7"}"#;
+        assert!(!is_refusal(other_error));
+        let irc = b":n0 NOTICE d3 :d2: the node is writing a backlog to disk; retry shortly";
+        assert!(is_refusal(irc));
+        // A delivery that merely quotes the text is still a delivery.
+        let quoted = b":d2!d2@switchboard PRIVMSG d3 :t=1; the node is writing a backlog to disk";
+        assert!(!is_refusal(quoted));
+        let message = br#"{"type":"message","from":"d2","to":"d3","text":"t=1; busy"}"#;
+        assert!(!is_refusal(message));
     }
 }

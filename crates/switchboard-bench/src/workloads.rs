@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use tokio::sync::Semaphore;
 
-use crate::proto::{self, contains, stamp, Kind, Rx, Target, Tx};
+use crate::proto::{self, contains, is_refusal, stamp, Kind, Rx, Target, Tx};
 use crate::report::{server_usage, usage, Clock, Latencies, Report};
 
 /// How long a receiver waits for its next delivery before it counts the rest as lost.
@@ -145,15 +145,6 @@ async fn receive_loop(
         last_ns,
         _rx: rx,
     }
-}
-
-/// Switchboard sheds load it cannot make durable in time (`busy`): the sender is told, and
-/// such a message is counted as refused, not lost. On the native protocol that is an error
-/// frame (whose type comes first: a cheap test before the search); on the IRC face a server
-/// NOTICE with the core's text, as IRC has no code for it.
-fn is_refusal(unit: &[u8]) -> bool {
-    (unit.starts_with(br#"{"type":"error""#) && contains(unit, br#""code":"busy""#))
-        || (contains(unit, b" NOTICE ") && contains(unit, b"writing a backlog to disk"))
 }
 
 /// What one receiver got: the count, the latencies, and when the last one came (so that a
@@ -598,25 +589,4 @@ pub async fn durable(t: &Target, a: &DurableArgs, pid: Option<u32>) -> anyhow::R
     server_usage(&mut r, before, after, elapsed);
     drop(keep);
     Ok(r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_refusal;
-
-    #[test]
-    fn refusals_are_told_from_deliveries_on_both_faces() {
-        let native = br#"{"type":"error","code":"busy","message":"the node is writing a backlog to disk; retry shortly","ref":"7"}"#;
-        assert!(is_refusal(native));
-        let other_error =
-            br#"{"type":"error","code":"not_found","message":"no such user","ref":"7"}"#;
-        assert!(!is_refusal(other_error));
-        let irc = b":n0 NOTICE d3 :d2: the node is writing a backlog to disk; retry shortly";
-        assert!(is_refusal(irc));
-        // A delivery that merely quotes the text is still a delivery.
-        let quoted = b":d2!d2@switchboard PRIVMSG d3 :t=1; the node is writing a backlog to disk";
-        assert!(!is_refusal(quoted));
-        let message = br#"{"type":"message","from":"d2","to":"d3","text":"t=1; busy"}"#;
-        assert!(!is_refusal(message));
-    }
 }
