@@ -511,3 +511,54 @@ fn sqlite_opens_a_database_made_before_queued_messages_were_marked() {
     assert_eq!(s.global_vv().unwrap().get("x"), Some(&1));
     assert_eq!(s.load("n1").unwrap().inbox.len(), 1);
 }
+
+#[test]
+fn sqlite_opens_a_database_made_with_the_stream_origin_index() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What the previous version made: two origins writing in two streams, and its index.
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let ops: Vec<Op> = [
+            ("@alice:bob", "n1", 1, 1),
+            ("@alice:bob", "n2", 1, 2),
+            ("#general", "n1", 2, 3),
+            ("@alice:bob", "n1", 3, 4),
+            ("@alice:bob", "n2", 2, 5),
+            ("#general", "n1", 4, 6),
+        ]
+        .into_iter()
+        .map(|(stream, origin, oseq, lamport)| {
+            message_op(msg(stream, origin, oseq, lamport, lamport), None)
+        })
+        .collect();
+        s.append(&ops, 6).unwrap();
+        drop(s);
+        let c = rusqlite::Connection::open(dir.path().join("switchboard.db")).unwrap();
+        c.execute_batch(
+            "DELETE FROM stream_origins;
+             CREATE INDEX messages_by_stream_origin ON messages (stream, origin, oseq);",
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    // n1's messages past its 2 (which is in the other stream), and all of n2's.
+    let cursor = Cursor::from([("n1".to_string(), 2)]);
+    let p = s.history("@alice:bob", Page::After(cursor), 10, 0).unwrap();
+    assert_eq!(ids(&p.messages), ["n2-1", "n1-3", "n2-2"]);
+    let load = s.load("n1").unwrap();
+    assert_eq!(load.dms.len(), 1);
+    assert_eq!(
+        load.dms[0].3,
+        Cursor::from([("n1".into(), 3), ("n2".into(), 2)])
+    );
+    assert_eq!(s.prev_in_stream("@alice:bob", "n1", 3).unwrap(), 1);
+    let c = rusqlite::Connection::open(dir.path().join("switchboard.db")).unwrap();
+    let index: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_by_stream_origin'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 0, "the index is dropped");
+}

@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use switchboard_core::{Op, OpBody, OpMeta, Restore};
-use switchboard_proto::{room_key, ChatMessage, Cursor, Millis};
+use switchboard_proto::{room_key, ChatMessage, Millis};
 
 use crate::{Bound, HistoryPage, Page, Store, StoreError};
 
 mod ops;
+mod streams;
 use ops::{ops_since, origin_ops_marked};
 
 const SCHEMA: &str = "
@@ -23,7 +24,6 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (stream, lamport, origin)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_origin ON messages (origin, oseq);
-CREATE INDEX IF NOT EXISTS messages_by_stream_origin ON messages (stream, origin, oseq);
 CREATE TABLE IF NOT EXISTS ops (
     origin TEXT NOT NULL, oseq INTEGER NOT NULL, lamport INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (origin, oseq)
@@ -80,6 +80,7 @@ impl SqliteStore {
         // back: dm flat out 124 k/s with the default, 140 k/s with this (docs/benchmarks.md).
         writer.pragma_update(None, "cache_size", -32 * 1024)?;
         writer.execute_batch(SCHEMA)?;
+        writer.execute_batch(streams::SCHEMA)?;
         migrate(&writer)?;
         Ok(SqliteStore {
             path,
@@ -124,7 +125,8 @@ fn migrate(c: &Connection) -> rusqlite::Result<()> {
     // The direct messages that were queued are global ops (`Store::global_vv`).
     c.execute_batch(
         "CREATE INDEX IF NOT EXISTS queued_by_origin ON messages (origin, oseq) WHERE queued = 1;",
-    )
+    )?;
+    streams::migrate(c)
 }
 
 /// Reads a message from columns `MSG_COLS`, starting at column `at`.
@@ -148,17 +150,6 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
 }
 
 const MSG_COLS: &str = "stream, lamport, origin, oseq, id, sender, room, recipient, text, ts";
-
-/// What a node has of one stream: origin -> highest oseq.
-fn stream_cursor(c: &Connection, stream: &str) -> rusqlite::Result<Cursor> {
-    let mut st = c.prepare_cached(
-        "SELECT origin, MAX(oseq) FROM messages WHERE stream = ?1 GROUP BY origin",
-    )?;
-    let rows = st.query_map([stream], |row| {
-        Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
-    })?;
-    rows.collect()
-}
 
 impl Store for SqliteStore {
     fn load(&self, node: &str) -> Result<Restore, StoreError> {
@@ -215,7 +206,7 @@ impl Store for SqliteStore {
             })?
             .collect::<Result<_, _>>()?;
         for (key, name, topic, lamport, origin) in rooms {
-            let cursor = stream_cursor(&c, &key)?;
+            let cursor = streams::cursor(&c, &key)?;
             r.rooms
                 .push((name, topic, cursor, (lamport as u64, origin)));
         }
@@ -228,7 +219,7 @@ impl Store for SqliteStore {
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<Result<_, _>>()?;
         for (stream, a, b) in dms {
-            let cursor = stream_cursor(&c, &stream)?;
+            let cursor = streams::cursor(&c, &stream)?;
             r.dms.push((stream, a, b.unwrap_or_default(), cursor));
         }
         let mut st = c.prepare(&format!(
@@ -253,6 +244,7 @@ impl Store for SqliteStore {
             let mut put_op = tx.prepare_cached(
                 "INSERT OR IGNORE INTO ops (origin, oseq, lamport, body) VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let mut note_origin = tx.prepare_cached(streams::NOTE_ORIGIN)?;
             for op in ops {
                 let m = &op.meta;
                 if let OpBody::Message { msg, queued_for } = &op.body {
@@ -269,6 +261,7 @@ impl Store for SqliteStore {
                         msg.ts as i64,
                         queued_for.is_some()
                     ])?;
+                    note_origin.execute(params![msg.stream, m.origin, m.lamport as i64])?;
                     if let Some(user) = queued_for {
                         tx.execute(
                             "INSERT OR IGNORE INTO inbox (user, origin, oseq, ts) VALUES (?1, ?2, ?3, ?4)",
@@ -413,30 +406,7 @@ impl Store for SqliteStore {
                     rows.collect::<Result<_, _>>()?
                 }
                 Page::After(cursor) => {
-                    // Per origin, the messages past the cursor, in origin order; then merged
-                    // into stream order. Each origin's part is a prefix, so the page is too.
-                    let origins: Vec<String> = c
-                        .prepare_cached("SELECT DISTINCT origin FROM messages WHERE stream = ?1")?
-                        .query_map([stream], |row| row.get(0))?
-                        .collect::<Result<_, _>>()?;
-                    let mut st = c.prepare_cached(&format!(
-                        "SELECT {MSG_COLS} FROM messages
-                         WHERE stream = ?1 AND origin = ?2 AND oseq > ?3 AND ts >= ?4
-                         ORDER BY oseq ASC LIMIT ?5"
-                    ))?;
-                    let mut all = Vec::new();
-                    for origin in origins {
-                        let after = cursor.get(&origin).copied().unwrap_or(0) as i64;
-                        let rows = st.query_map(
-                            params![stream, origin, after, floor as i64, n],
-                            message_from_row,
-                        )?;
-                        for m in rows {
-                            all.push(m?);
-                        }
-                    }
-                    all.sort_by_key(|m| m.position());
-                    all
+                    streams::after(&c, stream, &cursor, floor as i64, n as usize)?
                 }
             };
             let more = messages.len() > limit as usize;
@@ -464,13 +434,9 @@ impl Store for SqliteStore {
 
     fn prev_in_stream(&self, stream: &str, origin: &str, before: u64) -> Result<u64, StoreError> {
         let c = self.reader()?;
-        let result = c.query_row(
-            "SELECT MAX(oseq) FROM messages WHERE stream = ?1 AND origin = ?2 AND oseq < ?3",
-            params![stream, origin, before.min(i64::MAX as u64) as i64],
-            |row| row.get::<_, Option<i64>>(0),
-        );
+        let result = streams::prev_in_stream(&c, stream, origin, before);
         self.give_back(c);
-        Ok(result?.unwrap_or(0) as u64)
+        Ok(result?)
     }
 
     fn global_vv(&self) -> Result<BTreeMap<String, u64>, StoreError> {
