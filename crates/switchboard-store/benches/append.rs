@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use switchboard_core::{Op, OpBody, OpMeta};
-use switchboard_proto::{ChatMessage, Position};
+use switchboard_proto::{ChatMessage, Cursor, Position};
 use switchboard_store::{MemoryStore, Page, SqliteStore, Store};
 
 /// How often (in batches) the store is tidied, outside the timing, so that every run sees
@@ -121,7 +121,47 @@ fn history(c: &mut Criterion) {
         assert_eq!(page.messages.len(), PAGE as usize);
         assert!(page.more);
     }
+    // A second origin's one message at the start of the stream: the worst case of a
+    // catch-up, whose scan starts at the lowest place an origin it names was seen.
+    let mut early = message_op(1);
+    early.meta.origin = "n2".into();
+    if let OpBody::Message { msg, .. } = &mut early.body {
+        msg.origin = "n2".into();
+        msg.id = "n2-1".into();
+    }
+    let recent = Page::After(Cursor::from([
+        ("n1".to_string(), STREAM_LEN - PAGE as u64),
+        ("n2".to_string(), 1),
+    ]));
     for (name, store) in [("sqlite", &sqlite as &dyn Store), ("memory", &memory)] {
+        // Catching up on the last 50 after a reconnect, every origin's place recent.
+        g.bench_function(BenchmarkId::new(name, "catch_up_50"), |b| {
+            b.iter(|| {
+                let page = store
+                    .history("#general", recent.clone(), PAGE, 0)
+                    .expect("history");
+                assert_eq!(page.messages.len(), PAGE as usize);
+                page
+            })
+        });
+    }
+    for store in [&sqlite as &dyn Store, &memory] {
+        store.append(&[early.clone()], STREAM_LEN).expect("append");
+    }
+    for (name, store) in [("sqlite", &sqlite as &dyn Store), ("memory", &memory)] {
+        // The same, where n2 wrote once, at the start: the scan reads the whole stream.
+        g.bench_function(
+            BenchmarkId::new(name, "catch_up_50_after_a_silent_origin"),
+            |b| {
+                b.iter(|| {
+                    let page = store
+                        .history("#general", recent.clone(), PAGE, 0)
+                        .expect("history");
+                    assert_eq!(page.messages.len(), PAGE as usize);
+                    page
+                })
+            },
+        );
         // The newest page, what a client reads on joining.
         g.bench_function(BenchmarkId::new(name, "newest_50"), |b| {
             b.iter(|| {
