@@ -545,6 +545,10 @@ fn sqlite_opens_a_database_made_with_the_stream_origin_index() {
     let cursor = Cursor::from([("n1".to_string(), 2)]);
     let p = s.history("@alice:bob", Page::After(cursor), 10, 0).unwrap();
     assert_eq!(ids(&p.messages), ["n2-1", "n1-3", "n2-2"]);
+    // n1 has nothing past its 3: only n2's newer message.
+    let cursor = Cursor::from([("n1".to_string(), 3), ("n2".to_string(), 1)]);
+    let p = s.history("@alice:bob", Page::After(cursor), 10, 0).unwrap();
+    assert_eq!(ids(&p.messages), ["n2-2"]);
     let load = s.load("n1").unwrap();
     assert_eq!(load.dms.len(), 1);
     assert_eq!(

@@ -80,7 +80,6 @@ impl SqliteStore {
         // back: dm flat out 124 k/s with the default, 140 k/s with this (docs/benchmarks.md).
         writer.pragma_update(None, "cache_size", -32 * 1024)?;
         writer.execute_batch(SCHEMA)?;
-        writer.execute_batch(streams::SCHEMA)?;
         migrate(&writer)?;
         Ok(SqliteStore {
             path,
@@ -126,7 +125,7 @@ fn migrate(c: &Connection) -> rusqlite::Result<()> {
     c.execute_batch(
         "CREATE INDEX IF NOT EXISTS queued_by_origin ON messages (origin, oseq) WHERE queued = 1;",
     )?;
-    streams::migrate(c)
+    streams::create(c)
 }
 
 /// Reads a message from columns `MSG_COLS`, starting at column `at`.
@@ -261,7 +260,12 @@ impl Store for SqliteStore {
                         msg.ts as i64,
                         queued_for.is_some()
                     ])?;
-                    note_origin.execute(params![msg.stream, m.origin, m.lamport as i64])?;
+                    note_origin.execute(params![
+                        msg.stream,
+                        m.origin,
+                        m.lamport as i64,
+                        m.oseq as i64
+                    ])?;
                     if let Some(user) = queued_for {
                         tx.execute(
                             "INSERT OR IGNORE INTO inbox (user, origin, oseq, ts) VALUES (?1, ?2, ?3, ?4)",

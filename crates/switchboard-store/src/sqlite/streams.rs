@@ -9,10 +9,10 @@
 //! together, so "after sequence x of origin O" is "after the Lamport stamp of O's last
 //! message at or before x" (found in the `(origin, oseq)` index).
 //!
-//! Which origins wrote in a stream, and from which stamp on, is the small table
-//! `stream_origins`, one row per (stream, origin). Appending a message looks it up and
-//! writes it only for an origin's first message in the stream, so it adds no page to
-//! the commits of a busy conversation.
+//! Which origins wrote in a stream, with the stamps of their first and last messages there,
+//! is the small table `stream_origins`, one row per (stream, origin), updated with each
+//! message. Its rows are a few dozen bytes, so a commit to a hundred conversations touches
+//! a few of its pages, where the index touched a leaf per conversation.
 
 use std::collections::BTreeMap;
 
@@ -21,25 +21,40 @@ use switchboard_proto::{ChatMessage, Cursor};
 
 use super::{message_from_row, MSG_COLS};
 
-/// The table of who wrote where; created with the schema.
-pub(super) const SCHEMA: &str = "
+/// The table of who wrote where: per stream and origin, the stamp of its first and last
+/// message there, and the sequence of the last.
+const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS stream_origins (
     stream TEXT NOT NULL, origin TEXT NOT NULL, first_lamport INTEGER NOT NULL,
+    last_lamport INTEGER NOT NULL, last_oseq INTEGER NOT NULL,
     PRIMARY KEY (stream, origin)
 ) WITHOUT ROWID;
 ";
 
-/// Records that `origin` wrote in `stream` at `lamport`: a write only for the first message
-/// (or an earlier one, should one be stored late).
+/// Records that `origin` wrote in `stream` at `lamport` (?3) with sequence `oseq` (?4).
+/// Messages may be stored out of order (a catch-up), hence the MIN and MAX.
 pub(super) const NOTE_ORIGIN: &str = "
-INSERT INTO stream_origins (stream, origin, first_lamport) VALUES (?1, ?2, ?3)
-ON CONFLICT (stream, origin) DO UPDATE SET first_lamport = excluded.first_lamport
-    WHERE excluded.first_lamport < stream_origins.first_lamport";
+INSERT INTO stream_origins (stream, origin, first_lamport, last_lamport, last_oseq)
+    VALUES (?1, ?2, ?3, ?3, ?4)
+ON CONFLICT (stream, origin) DO UPDATE SET
+    first_lamport = MIN(first_lamport, excluded.first_lamport),
+    last_oseq = CASE WHEN excluded.last_lamport > last_lamport THEN excluded.last_oseq ELSE last_oseq END,
+    last_lamport = MAX(last_lamport, excluded.last_lamport)";
 
-/// A database made before `stream_origins`: fill it from the messages (in one pass), and
-/// drop the index it replaces. Since then both are written in the same transaction, so
-/// messages without any `stream_origins` row mean an older database.
-pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
+/// Creates `stream_origins`; for a database made before it, fills it from the messages (in
+/// one pass) and drops the index it replaces. Since then both are written in the same
+/// transaction, so messages without any `stream_origins` row mean an older database.
+pub(super) fn create(c: &Connection) -> rusqlite::Result<()> {
+    let columns: i64 = c.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('stream_origins')",
+        [],
+        |row| row.get(0),
+    )?;
+    if columns > 0 && columns < 5 {
+        // Made by a development build (first stamps only): rebuilt below.
+        c.execute_batch("DROP TABLE stream_origins;")?;
+    }
+    c.execute_batch(SCHEMA)?;
     let older: bool = c.query_row(
         "SELECT NOT EXISTS (SELECT 1 FROM stream_origins) AND EXISTS (SELECT 1 FROM messages)",
         [],
@@ -47,19 +62,22 @@ pub(super) fn migrate(c: &Connection) -> rusqlite::Result<()> {
     )?;
     if older {
         c.execute(
-            "INSERT OR IGNORE INTO stream_origins (stream, origin, first_lamport)
-                 SELECT stream, origin, MIN(lamport) FROM messages GROUP BY stream, origin",
+            "INSERT OR IGNORE INTO stream_origins (stream, origin, first_lamport, last_lamport, last_oseq)
+                 SELECT stream, origin, MIN(lamport), MAX(lamport), MAX(oseq)
+                 FROM messages GROUP BY stream, origin",
             [],
         )?;
     }
     c.execute_batch("DROP INDEX IF EXISTS messages_by_stream_origin;")
 }
 
-/// The origins that wrote in `stream`, with the stamp of their first message there.
-fn origins(c: &Connection, stream: &str) -> rusqlite::Result<Vec<(String, i64)>> {
-    c.prepare_cached("SELECT origin, first_lamport FROM stream_origins WHERE stream = ?1")?
-        .query_map([stream], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect()
+/// Per origin that wrote in `stream`: the stamps of its first and last message there.
+fn origins(c: &Connection, stream: &str) -> rusqlite::Result<Vec<(String, i64, i64)>> {
+    c.prepare_cached(
+        "SELECT origin, first_lamport, last_lamport FROM stream_origins WHERE stream = ?1",
+    )?
+    .query_map([stream], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+    .collect()
 }
 
 /// The Lamport stamp of `origin`'s last message at or before sequence `oseq`, in any
@@ -88,12 +106,11 @@ fn last_before(c: &Connection, stream: &str, origin: &str, below: i64) -> rusqli
 
 /// What a node has of one stream: origin -> highest oseq.
 pub(super) fn cursor(c: &Connection, stream: &str) -> rusqlite::Result<Cursor> {
-    let mut cursor = Cursor::new();
-    for (origin, _) in origins(c, stream)? {
-        let last = last_before(c, stream, &origin, i64::MAX)?;
-        cursor.insert(origin, last);
-    }
-    Ok(cursor)
+    c.prepare_cached("SELECT origin, last_oseq FROM stream_origins WHERE stream = ?1")?
+        .query_map([stream], |row| {
+            Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
+        })?
+        .collect()
 }
 
 /// `origin`'s last message in `stream` before its sequence `before`: its sequence, or 0.
@@ -116,10 +133,9 @@ pub(super) fn prev_in_stream(
 /// The first `n` messages of `stream` past `cursor` (per origin, past its sequence there; all
 /// of an origin it does not name), in stream order, from `floor` on.
 ///
-/// One scan of the stream from the lowest of the origins' places, skipping what each origin
-/// already had seen. Its cost is the stream's messages since that place: small when the
-/// client was away a while, the stream's length when an origin it names fell silent long
-/// ago (the index this replaced read all of a stream's entries for its list of origins).
+/// One scan of the stream from the lowest place of an origin with something new, skipping
+/// what each origin already had seen: its cost is the stream's messages since the client
+/// left off (roughly), not the stream's length.
 pub(super) fn after(
     c: &Connection,
     stream: &str,
@@ -127,18 +143,23 @@ pub(super) fn after(
     floor: i64,
     n: usize,
 ) -> rusqlite::Result<Vec<ChatMessage>> {
-    // Per origin: the stamp its messages must be above.
+    // Per origin: the stamp its messages must be above. An origin with nothing past it
+    // does not lower where the scan starts (an origin silent since long ago).
     let mut above: BTreeMap<String, i64> = BTreeMap::new();
-    for (origin, first) in origins(c, stream)? {
+    let mut from = i64::MAX;
+    for (origin, first, last) in origins(c, stream)? {
         let seen = match cursor.get(&origin) {
             Some(&x) if x > 0 => stamp_at(c, &origin, x)?.unwrap_or(first - 1),
             _ => first - 1,
         };
+        if last > seen {
+            from = from.min(seen);
+        }
         above.insert(origin, seen);
     }
-    let Some(&from) = above.values().min() else {
+    if from == i64::MAX {
         return Ok(Vec::new());
-    };
+    }
     let mut st = c.prepare_cached(&format!(
         "SELECT {MSG_COLS} FROM messages WHERE stream = ?1 AND lamport > ?2 AND ts >= ?3
          ORDER BY lamport ASC, origin ASC"
