@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config, frames, handle, join};
+use common::{commit_all, config, frames, handle, join};
 use switchboard_core::{Auth, Core, Effect, Restore};
 use switchboard_proto::peer::PeerMsg;
 use switchboard_proto::{ClientMsg, ServerMsg};
@@ -17,15 +17,6 @@ fn to_peer(out: &[Effect]) -> Vec<PeerMsg> {
             _ => None,
         })
         .collect()
-}
-
-/// Writes every waiting op, as the store writer would.
-fn commit_all(core: &mut Core) -> Vec<Effect> {
-    let ops = core.take_ops();
-    let mut out = Vec::new();
-    let clock = core.clock();
-    core.committed(ops.len(), clock, &mut out);
-    out
 }
 
 fn acked(out: &[Effect]) -> bool {

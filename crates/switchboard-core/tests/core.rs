@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{config, frames, handle, join};
+use common::{commit_all, config, frames, handle, join};
 use switchboard_core::{Auth, Core, Effect, OpBody, Restore, SessionId};
 use switchboard_proto::{ClientMsg, ErrorCode, ServerMsg};
 
@@ -13,15 +13,6 @@ fn core_with(restore: Restore) -> Core {
 fn hello(core: &mut Core, s: SessionId, name: &str, auth: Auth) -> Vec<Effect> {
     let mut out = Vec::new();
     core.hello(s, name, auth, 1_000, &mut out);
-    out
-}
-
-/// Writes every waiting op, as the store writer would, and returns the released effects.
-fn commit_all(core: &mut Core) -> Vec<Effect> {
-    let ops = core.take_ops();
-    let mut out = Vec::new();
-    let clock = core.clock();
-    core.committed(ops.len(), clock, &mut out);
     out
 }
 

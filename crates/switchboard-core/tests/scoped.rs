@@ -5,22 +5,14 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{config, frames, handle, join};
+use common::{commit_ops, config, frames, handle, join};
 use switchboard_core::{Auth, Core, Effect, Op, Restore, SessionId, Skipped};
 use switchboard_proto::{ClientMsg, ServerMsg};
 
 fn hello(core: &mut Core, s: SessionId, name: &str) {
     let mut out = Vec::new();
     core.hello(s, name, Auth::Guest, 1_000, &mut out);
-    commit_all(core);
-}
-
-/// Makes everything the core emitted durable; returns the ops and what followed.
-fn commit_all(core: &mut Core) -> (Vec<Op>, Vec<Effect>) {
-    let ops = core.take_ops();
-    let mut out = Vec::new();
-    core.committed(ops.len(), core.clock(), &mut out);
-    (ops, out)
+    commit_ops(core);
 }
 
 fn say(core: &mut Core, s: SessionId, room: &str, text: &str) -> Vec<Op> {
@@ -34,7 +26,7 @@ fn say(core: &mut Core, s: SessionId, room: &str, text: &str) -> Vec<Op> {
             reff: None,
         },
     );
-    commit_all(core).0
+    commit_ops(core).0
 }
 
 fn texts(effects: &[Effect], s: SessionId) -> Vec<String> {
@@ -55,7 +47,7 @@ fn global_ops_skip_the_room_messages_a_node_does_not_receive_and_gaps_are_seen()
     hello(&mut a, 1, "ann");
     join(&mut a, 1, "r");
     join(&mut a, 1, "s");
-    let rooms = commit_all(&mut a).0; // oseq 1, 2: the rooms
+    let rooms = commit_ops(&mut a).0; // oseq 1, 2: the rooms
     let in_r = say(&mut a, 1, "r", "to r"); // 3
     let in_s = say(&mut a, 1, "s", "to s"); // 4
     handle(
@@ -67,14 +59,14 @@ fn global_ops_skip_the_room_messages_a_node_does_not_receive_and_gaps_are_seen()
             reff: None,
         },
     );
-    let topic = commit_all(&mut a).0; // 5
+    let topic = commit_ops(&mut a).0; // 5
     assert!(Core::is_scoped(&in_r[0]) && !Core::is_scoped(&topic[0]));
 
     let mut b = Core::new(config("b"), Restore::default());
     b.scope_streams(BTreeMap::new());
     hello(&mut b, 7, "bob");
     join(&mut b, 7, "r");
-    commit_all(&mut b);
+    commit_ops(&mut b);
     let mut out = Vec::new();
     assert_eq!(b.apply_global("a", 0, rooms, 5_000, &mut out), Ok(()));
     // The topic follows the rooms (its `prev` is 2): the room messages between are not b's
@@ -99,7 +91,7 @@ fn global_ops_skip_the_room_messages_a_node_does_not_receive_and_gaps_are_seen()
     // The room message of r reaches bob once, whatever path brought it how often.
     assert_eq!(b.apply_scoped("a", None, in_r.clone(), &mut out), Ok(1));
     assert_eq!(b.apply_scoped("a", None, in_r.clone(), &mut out), Ok(0));
-    let (_, delivered) = commit_all(&mut b);
+    let (_, delivered) = commit_ops(&mut b);
     assert_eq!(texts(&delivered, 7), ["to r"]);
     assert_eq!(
         b.version_vector()["a"],
@@ -138,7 +130,7 @@ fn a_nodes_own_scoped_messages_stay_out_of_its_vector_too() {
     a.scope_streams(BTreeMap::new());
     hello(&mut a, 1, "ann");
     join(&mut a, 1, "r");
-    commit_all(&mut a); // the room: a global op, oseq 1
+    commit_ops(&mut a); // the room: a global op, oseq 1
     say(&mut a, 1, "r", "one");
     say(&mut a, 1, "r", "two");
     // Peers compare their vector with this one (anti-entropy): counting the room messages

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use switchboard_core::{Config, Core, Effect, SessionId};
+use switchboard_core::{Config, Core, Effect, Op, SessionId};
 use switchboard_proto::server::Limits;
 use switchboard_proto::{decode_server, ClientMsg, ServerMsg};
 
@@ -54,6 +54,20 @@ pub fn frames(effects: &[Effect]) -> HashMap<SessionId, Vec<ServerMsg>> {
         }
     }
     out
+}
+
+/// Makes every waiting op durable, as the store writer would: the ops, and the effects
+/// their commit released.
+pub fn commit_ops(core: &mut Core) -> (Vec<Op>, Vec<Effect>) {
+    let ops = core.take_ops();
+    let mut out = Vec::new();
+    core.committed(ops.len(), core.clock(), &mut out);
+    (ops, out)
+}
+
+/// [`commit_ops`], for the effects alone.
+pub fn commit_all(core: &mut Core) -> Vec<Effect> {
+    commit_ops(core).1
 }
 
 /// One request of a session, at t = 2 s.
