@@ -38,20 +38,15 @@ pub(crate) struct Registry {
 pub(crate) async fn listen(shared: Arc<Shared>, listener: TcpListener) {
     let mut stop = shared.cluster.stop.subscribe();
     let local = listener.local_addr().ok();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = crate::cluster::stopped(&mut stop) => break,
-        };
-        if let Ok((stream, peer)) = accepted {
-            let _ = stream.set_nodelay(true);
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                if let Err(e) = handle(shared, stream, peer).await {
-                    tracing::info!(%peer, error = %e, "relay connection dropped");
-                }
-            });
-        }
+    while let Some((stream, peer)) =
+        crate::cluster::accept_next(&listener, &mut stop, "relay").await
+    {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(shared, stream, peer).await {
+                tracing::info!(%peer, error = %e, "relay connection dropped");
+            }
+        });
     }
     // Seed 002's EXIT: every registered client is told the server is going away.
     let all: Vec<_> = shared

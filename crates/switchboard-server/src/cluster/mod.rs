@@ -331,3 +331,29 @@ pub(crate) async fn drive(shared: Arc<Shared>) {
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
+
+/// The next connection of a plain TCP listener (a gateway's), with Nagle's algorithm off,
+/// or `None` once the node is stopping. A failed accept (out of file descriptors) is logged
+/// and retried after a pause, not in a busy loop.
+pub(crate) async fn accept_next(
+    listener: &tokio::net::TcpListener,
+    stop: &mut watch::Receiver<bool>,
+    what: &str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped(stop) => return None,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                return Some((stream, addr));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

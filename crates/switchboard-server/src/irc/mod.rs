@@ -52,22 +52,13 @@ pub(crate) async fn listen(
 ) {
     let mut stop = shared.cluster.stop.subscribe();
     match tls {
-        None => loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = crate::cluster::stopped(&mut stop) => return,
-            };
-            match accepted {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    spawn(&shared, stream, addr);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "IRC accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+        None => {
+            while let Some((stream, addr)) =
+                crate::cluster::accept_next(&listener, &mut stop, "IRC").await
+            {
+                spawn(&shared, stream, addr);
             }
-        },
+        }
         Some(config) => {
             use axum::serve::Listener as _;
             let mut listener = match crate::tls::listener(listener, config) {

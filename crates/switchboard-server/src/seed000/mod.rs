@@ -16,7 +16,6 @@ mod link;
 mod wire;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,26 +29,15 @@ pub use wire::{NAME, PHONE};
 /// Accepts seed 000 connections until the node stops.
 pub(crate) async fn listen(shared: Arc<Shared>, listener: TcpListener) {
     let mut stop = shared.cluster.stop.subscribe();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = crate::cluster::stopped(&mut stop) => return,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = accept(shared, stream).await {
-                        tracing::info!(%addr, error = %e, "seed 000 connection ended");
-                    }
-                });
+    while let Some((stream, addr)) =
+        crate::cluster::accept_next(&listener, &mut stop, "seed 000").await
+    {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = accept(shared, stream).await {
+                tracing::info!(%addr, error = %e, "seed 000 connection ended");
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "seed 000 accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        });
     }
 }
 
