@@ -45,15 +45,6 @@ ON CONFLICT (stream, origin) DO UPDATE SET
 /// one pass) and drops the index it replaces. Since then both are written in the same
 /// transaction, so messages without any `stream_origins` row mean an older database.
 pub(super) fn create(c: &Connection) -> rusqlite::Result<()> {
-    let columns: i64 = c.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('stream_origins')",
-        [],
-        |row| row.get(0),
-    )?;
-    if columns > 0 && columns < 5 {
-        // Made by a development build (first stamps only): rebuilt below.
-        c.execute_batch("DROP TABLE stream_origins;")?;
-    }
     c.execute_batch(SCHEMA)?;
     let older: bool = c.query_row(
         "SELECT NOT EXISTS (SELECT 1 FROM stream_origins) AND EXISTS (SELECT 1 FROM messages)",
