@@ -9,18 +9,16 @@ use std::process::Command;
 
 #[test]
 fn chat_help_lists_its_flags() {
-    let out = Command::new(BIN).args(["chat", "--help"]).output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    for flag in [
-        "--server <SERVER>",
-        "--name <NAME>",
-        "--password <PASSWORD>",
-        "--plain",
-        "--reconnect",
-    ] {
-        assert!(text.contains(flag), "{flag} missing from {text}");
-    }
+    help_shows(
+        &["chat"],
+        &[
+            "--server <SERVER>",
+            "--name <NAME>",
+            "--password <PASSWORD>",
+            "--plain",
+            "--reconnect",
+        ],
+    );
 }
 
 #[test]

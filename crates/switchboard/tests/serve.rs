@@ -10,19 +10,14 @@ use std::time::Instant;
 
 #[test]
 fn serve_help_shows_the_defaults() {
-    let out = Command::new(BIN)
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    for shown in [
-        "[env: SWITCHBOARD_LISTEN=] [default: 0.0.0.0:8080]",
-        "[env: SWITCHBOARD_DATA_DIR=] [default: ./switchboard-data]",
-        "[env: SWITCHBOARD_NODE_NAME=]",
-    ] {
-        assert!(text.contains(shown), "{shown} missing from {text}");
-    }
+    help_shows(
+        &["serve"],
+        &[
+            "[env: SWITCHBOARD_LISTEN=] [default: 0.0.0.0:8080]",
+            "[env: SWITCHBOARD_DATA_DIR=] [default: ./switchboard-data]",
+            "[env: SWITCHBOARD_NODE_NAME=]",
+        ],
+    );
 }
 
 #[test]

@@ -16,6 +16,22 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// The help of `switchboard ARGS --help`, which must succeed, checked to show each of
+/// `shown`; returned for further checks.
+pub fn help_shows(args: &[&str], shown: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?} --help failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for s in shown {
+        assert!(text.contains(s), "{s} missing from {text}");
+    }
+    text
+}
+
 /// Lines of a child's output held for the test before its reader thread waits.
 const LOG_LINES: usize = 4096;
 
