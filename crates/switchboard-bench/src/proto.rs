@@ -239,11 +239,11 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Switchboard sheds load it cannot make durable in time (`busy`): the sender is told, and
 /// such a message is counted as refused, not lost. On the native protocol that is an error
-/// frame (whose type comes first: a cheap test before the search); on the IRC face a server
-/// NOTICE with the core's text, as IRC has no code for it.
+/// frame (whose type comes first: a cheap test before the search); on the IRC face the
+/// numeric 263 (RPL_TRYAGAIN), the line's command.
 pub fn is_refusal(unit: &[u8]) -> bool {
     (unit.starts_with(br#"{"type":"error""#) && contains(unit, br#""code":"busy""#))
-        || (contains(unit, b" NOTICE ") && contains(unit, b"writing a backlog to disk"))
+        || unit.split(|&b| b == b' ').nth(1) == Some(b"263")
 }
 
 /// The send time a text carries: `t=<nanoseconds>;` anywhere in the unit.
@@ -415,10 +415,10 @@ mod tests {
         let other_error =
             br#"{"type":"error","code":"not_found","message":"no such user","ref":"7"}"#;
         assert!(!is_refusal(other_error));
-        let irc = b":n0 NOTICE d3 :d2: the node is writing a backlog to disk; retry shortly";
+        let irc = b":n0 263 d3 PRIVMSG :the node is writing a backlog to disk; retry shortly";
         assert!(is_refusal(irc));
-        // A delivery that merely quotes the text is still a delivery.
-        let quoted = b":d2!d2@switchboard PRIVMSG d3 :t=1; the node is writing a backlog to disk";
+        // A delivery that merely quotes the numeric is still a delivery.
+        let quoted = b":d2!d2@switchboard PRIVMSG d3 :t=1; 263 PRIVMSG";
         assert!(!is_refusal(quoted));
         let message = br#"{"type":"message","from":"d2","to":"d3","text":"t=1; busy"}"#;
         assert!(!is_refusal(message));

@@ -543,8 +543,7 @@ pub(crate) fn error(
     )
 }
 
-/// The refusal while the disk is behind. The IRC face passes the text on in a NOTICE, where
-/// `switchboard-bench` recognises it (IRC has no code for it).
+/// The refusal while the disk is behind (on the IRC face, 263 RPL_TRYAGAIN with this text).
 pub(crate) fn busy() -> ProtoError {
     ProtoError::new(
         ErrorCode::Busy,

@@ -317,19 +317,9 @@ impl Irc {
                 if notice {
                     return;
                 }
-                let chan = target.starts_with('#');
-                match code {
-                    ErrorCode::NotFound | ErrorCode::InvalidRoom if chan => {
-                        self.numeric("403", &[&target, "No such channel"])
-                    }
-                    ErrorCode::NotFound | ErrorCode::InvalidName => {
-                        self.numeric("401", &[&target, "No such nick/channel"])
-                    }
-                    ErrorCode::NotMember => {
-                        self.numeric("404", &[&target, "Cannot send to channel: join it first"])
-                    }
-                    _ => self.server_line("NOTICE", &[&me, &format!("{target}: {message}")]),
-                }
+                let (command, params) = send_refused(&me, &target, code, message);
+                let params: Vec<&str> = params.iter().map(String::as_str).collect();
+                self.server_line(command, &params);
             }
             Some(Pending::TopicRead(ch) | Pending::TopicSet(ch)) => match code {
                 ErrorCode::NotMember => self.numeric("442", &[&ch, "You're not on that channel"]),
@@ -433,5 +423,61 @@ impl Irc {
     pub(super) fn variant(&self) -> u8 {
         let caps = &self.caps;
         super::fanout::variant(caps.server_time, caps.account_tag, caps.message_tags)
+    }
+}
+
+/// How a refused PRIVMSG to `target` is answered: the command after `:server` and its
+/// parameters, the nick first. A node that sheds load (`busy`) answers 263 RPL_TRYAGAIN,
+/// which IRC clients know and load generators can count.
+fn send_refused(
+    me: &str,
+    target: &str,
+    code: ErrorCode,
+    message: &str,
+) -> (&'static str, Vec<String>) {
+    let chan = target.starts_with('#');
+    let (command, rest): (&str, [&str; 2]) = match code {
+        ErrorCode::NotFound | ErrorCode::InvalidRoom if chan => {
+            ("403", [target, "No such channel"])
+        }
+        ErrorCode::NotFound | ErrorCode::InvalidName => ("401", [target, "No such nick/channel"]),
+        ErrorCode::NotMember => ("404", [target, "Cannot send to channel: join it first"]),
+        ErrorCode::Busy => ("263", ["PRIVMSG", message]),
+        _ => {
+            return (
+                "NOTICE",
+                vec![me.to_string(), format!("{target}: {message}")],
+            );
+        }
+    };
+    let mut params = vec![me.to_string()];
+    params.extend(rest.iter().map(|p| p.to_string()));
+    (command, params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_privmsg_gets_the_numeric_of_its_reason() {
+        let busy = "the node is writing a backlog to disk; retry shortly";
+        assert_eq!(
+            send_refused("ann", "bob", ErrorCode::Busy, busy),
+            ("263", vec!["ann".into(), "PRIVMSG".into(), busy.into()])
+        );
+        assert_eq!(send_refused("ann", "#r", ErrorCode::NotFound, "x").0, "403");
+        assert_eq!(
+            send_refused("ann", "bob", ErrorCode::NotFound, "x").0,
+            "401"
+        );
+        assert_eq!(
+            send_refused("ann", "#r", ErrorCode::NotMember, "x").0,
+            "404"
+        );
+        assert_eq!(
+            send_refused("ann", "bob", ErrorCode::TooLarge, "too long"),
+            ("NOTICE", vec!["ann".into(), "bob: too long".into()])
+        );
     }
 }
